@@ -1,0 +1,19 @@
+"""Errors the factory raises for bad input: one line naming the problem and the fix."""
+
+
+class FactoryError(Exception):
+    """Base class: its message is a single line meant for the user."""
+
+
+class DataError(FactoryError):
+    """Raw input that cannot be turned into bars (missing column, no rows, ...)."""
+
+    def __init__(self, source: str, problem: str, fix: str) -> None:
+        self.source = source
+        self.problem = problem
+        self.fix = fix
+        super().__init__(f"{source}: {problem}; fix: {fix}")
+
+
+class ConfigError(FactoryError):
+    """A configuration value or key that the factory does not accept."""
