@@ -2,7 +2,13 @@
 
 
 class FactoryError(Exception):
-    """Base class: its message is a single line meant for the user."""
+    """Base class: its message is a single line meant for the user.
+
+    `user_facing` tells command-line front ends (which may not import this module)
+    to print the message alone and exit non-zero, without a traceback.
+    """
+
+    user_facing = True
 
 
 class DataError(FactoryError):

@@ -2,6 +2,9 @@
 
 A bar is labelled by its start time. A bar [s, s + P) is complete, and so usable by
 a decision bar that starts at t and lasts `tf`, only when s + P <= t + tf.
+
+All timestamps are handled at nanosecond resolution (pandas 3 may default to
+another unit: `.as_unit("ns")` before `.asi8`).
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ def resample_bars(bars: pd.DataFrame, minutes: int) -> pd.DataFrame:
         out = bars[OHLCV].copy()
         out["n_bars"] = np.ones(len(out), dtype=np.int32)
         return out
-    ts = bars.index.asi8
+    ts = bars.index.as_unit("ns").asi8
     period = np.int64(minutes) * 60 * 1_000_000_000
     bins = ts - np.mod(ts, period)
     starts = np.flatnonzero(np.r_[True, bins[1:] != bins[:-1]])
@@ -32,7 +35,7 @@ def resample_bars(bars: pd.DataFrame, minutes: int) -> pd.DataFrame:
     lo = bars["low"].to_numpy()
     c = bars["close"].to_numpy()
     v = bars["volume"].to_numpy()
-    index = pd.DatetimeIndex(bins[starts]).tz_localize("UTC")
+    index = pd.DatetimeIndex(bins[starts].astype("datetime64[ns]")).tz_localize("UTC")
     index.name = bars.index.name
     return pd.DataFrame(
         {
@@ -54,8 +57,8 @@ def completed_asof(
 
     Rows before the first completed bar are NaN. The result has `decision_index`.
     """
-    available_ns = htf.index.asi8 + np.int64(htf_minutes - tf_minutes) * 60 * 1_000_000_000
-    pos = np.searchsorted(available_ns, decision_index.asi8, side="right") - 1
+    available_ns = htf.index.as_unit("ns").asi8 + np.int64(htf_minutes - tf_minutes) * 60 * 1_000_000_000
+    pos = np.searchsorted(available_ns, decision_index.as_unit("ns").asi8, side="right") - 1
     values = htf.to_numpy(dtype=np.float64)
     out = np.full((len(decision_index), values.shape[1]), np.nan)
     ok = pos >= 0

@@ -1,0 +1,56 @@
+"""The `factory` command: one dispatcher, each subcommand owned by the package that runs it.
+
+Subcommand modules are named here and imported by name, so this dispatcher loads
+only argparse at start-up and the import direction of DESIGN.md holds: every
+subcommand module keeps to its own package's imports. A module registers its
+parser with `register(subparsers)` and sets `handler`, which returns an exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# subcommand modules, in the order `factory --help` lists them
+SUBCOMMAND_MODULES = ("factory.cli",)
+EXIT_USAGE = 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="factory",
+        description="ml-factory: train, cross-validate and ensemble models on 1-minute bars "
+        "with many short-lived worker sessions.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in SUBCOMMAND_MODULES:
+        importlib.import_module(name).register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "handler", None):
+        parser.print_help()
+        return EXIT_USAGE
+    return run_handler(args)
+
+
+def run_handler(args: argparse.Namespace) -> int:
+    """Run a subcommand; the project's own errors become one line and exit code 2."""
+    try:
+        return int(args.handler(args) or 0)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        if getattr(exc, "user_facing", False):
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

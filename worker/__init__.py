@@ -1,0 +1,1 @@
+"""What runs in a session: an RQ worker with leases, reaper, fencing and session budget."""
