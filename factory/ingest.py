@@ -23,8 +23,19 @@ PRICE_COLUMNS = ("open", "high", "low", "close")
 BAR_COLUMNS = (*PRICE_COLUMNS, "volume")
 
 ALIASES: dict[str, tuple[str, ...]] = {
-    "timestamp": ("timestamp", "datetime", "date_time", "time_stamp", "ts", "date time",
-                  "gmt time", "local time", "time (utc)", "timestamp_utc", "bar_time"),
+    "timestamp": (
+        "timestamp",
+        "datetime",
+        "date_time",
+        "time_stamp",
+        "ts",
+        "date time",
+        "gmt time",
+        "local time",
+        "time (utc)",
+        "timestamp_utc",
+        "bar_time",
+    ),
     "date": ("date", "day", "trade_date"),
     "time": ("time", "hhmmss", "bar_start"),
     "open": ("open", "o", "open_price", "first", "openprice"),
@@ -37,8 +48,16 @@ _POSITIONAL = {
     6: ("timestamp", "open", "high", "low", "close", "volume"),
     7: ("date", "time", "open", "high", "low", "close", "volume"),
 }
-_TS_FORMATS = ("ISO8601", "%Y%m%d %H%M%S", "%Y%m%d%H%M%S", "%Y%m%d %H:%M:%S", "%d.%m.%Y %H:%M:%S.%f",
-               "%m/%d/%Y %H:%M", "%m/%d/%Y %H:%M:%S", "%d/%m/%Y %H:%M:%S")
+_TS_FORMATS = (
+    "ISO8601",
+    "%Y%m%d %H%M%S",
+    "%Y%m%d%H%M%S",
+    "%Y%m%d %H:%M:%S",
+    "%d.%m.%Y %H:%M:%S.%f",
+    "%m/%d/%Y %H:%M",
+    "%m/%d/%Y %H:%M:%S",
+    "%d/%m/%Y %H:%M:%S",
+)
 
 
 @dataclass(frozen=True)
@@ -77,8 +96,11 @@ def _sniff(path: Path) -> tuple[str, list[str]]:
     counts = {sep: first.count(sep) for sep in (";", ",", "\t", "|")}
     sep = max(counts, key=counts.get)
     if counts[sep] == 0:
-        raise DataError(str(path), "no column separator found in the first line",
-                        "use ',' or ';' separated columns: timestamp,open,high,low,close,volume")
+        raise DataError(
+            str(path),
+            "no column separator found in the first line",
+            "use ',' or ';' separated columns: timestamp,open,high,low,close,volume",
+        )
     return sep, [f.strip().strip('"').strip() for f in first.split(sep)]
 
 
@@ -91,8 +113,9 @@ def _canonical(name: str) -> str | None:
 
 
 def _has_header(fields: list[str]) -> bool:
-    return any(_canonical(f) for f in fields) or any(re.search(r"[a-df-su-y]", f.lower())
-                                                     for f in fields)
+    return any(_canonical(f) for f in fields) or any(
+        re.search(r"[a-df-su-y]", f.lower()) for f in fields
+    )
 
 
 def _read_csv(path: Path) -> pd.DataFrame:
@@ -104,7 +127,8 @@ def _read_csv(path: Path) -> pd.DataFrame:
     if names is None:
         raise DataError(
             str(path),
-            f"no header and {len(fields)} columns (expected 6: timestamp,o,h,l,c,v or 7: date,time,...)",
+            f"no header and {len(fields)} columns "
+            "(expected 6: timestamp,o,h,l,c,v or 7: date,time,o,h,l,c,v)",
             "add a header line naming the columns",
         )
     return pd.read_csv(path, sep=sep, header=None, names=list(names), dtype=str)
@@ -126,8 +150,11 @@ def read_table(path: Path) -> pd.DataFrame:
         raise
     except Exception as exc:  # pyarrow / parser errors carry long messages
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise DataError(str(path), f"cannot be read ({first[:160]})",
-                        "give a valid parquet or CSV file of 1-minute bars") from exc
+        raise DataError(
+            str(path),
+            f"cannot be read ({first[:160]})",
+            "give a valid parquet or CSV file of 1-minute bars",
+        ) from exc
     rename = {}
     for col in frame.columns:
         canon = _canonical(col)
@@ -185,25 +212,32 @@ def parse_timestamps(frame: pd.DataFrame, source: str) -> pd.DatetimeIndex:
     elif "date" in frame or "time" in frame:
         raw = frame["date" if "date" in frame else "time"]
     else:
-        raise DataError(source, f"no timestamp column (found {list(frame.columns)})",
-                        "name it 'timestamp' (or give 'date' and 'time' columns)")
+        raise DataError(
+            source,
+            f"no timestamp column (found {list(frame.columns)})",
+            "name it 'timestamp' (or give 'date' and 'time' columns)",
+        )
     if isinstance(raw.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_any_dtype(raw):
         parsed = pd.DatetimeIndex(raw)
-    elif pd.api.types.is_numeric_dtype(raw):
-        parsed = _parse_epoch(raw)
-    elif _is_epoch_text(raw):
+    elif pd.api.types.is_numeric_dtype(raw) or _is_epoch_text(raw):
         parsed = _parse_epoch(raw)
     else:
         parsed = _parse_strings(raw)
     if parsed is None or parsed.isna().all():
         example = str(raw.iloc[0])[:40]
-        raise DataError(source, f"timestamps like {example!r} are not understood",
-                        "use ISO timestamps like 2024-01-08 18:00:00")
+        raise DataError(
+            source,
+            f"timestamps like {example!r} are not understood",
+            "use ISO timestamps like 2024-01-08 18:00:00",
+        )
     bad = int(parsed.isna().sum())
     if bad:
         example = str(raw[np.asarray(parsed.isna())].iloc[0])[:40]
-        raise DataError(source, f"{bad} timestamps cannot be parsed (e.g. {example!r})",
-                        "fix or remove those rows")
+        raise DataError(
+            source,
+            f"{bad} timestamps cannot be parsed (e.g. {example!r})",
+            "fix or remove those rows",
+        )
     return parsed
 
 
@@ -217,8 +251,11 @@ def localize(index: pd.DatetimeIndex, tz: str, source: str) -> tuple[pd.Datetime
     info["tz_guess"] = guess
     if tz == "auto":
         if guess is None:
-            raise DataError(source, "the timezone cannot be detected (no clear daily break)",
-                            "pass --tz, e.g. --tz America/New_York")
+            raise DataError(
+                source,
+                "the timezone cannot be detected (no clear daily break)",
+                "pass --tz, e.g. --tz America/New_York",
+            )
         tz = info["tz_used"] = guess
     local = index.tz_localize(tz, ambiguous="NaT", nonexistent="NaT")
     info["ambiguous_or_nonexistent_local_times"] = int(local.isna().sum() - index.isna().sum())

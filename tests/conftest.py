@@ -19,15 +19,20 @@ def real_data_dir() -> Path:
     return REAL_DATA_DIR
 
 
-def random_bars(n: int, seed: int = 0, start: str = "2024-01-08 00:00", freq: str = "1min",
-                gap_prob: float = 0.02) -> pd.DataFrame:
+def random_bars(
+    n: int,
+    seed: int = 0,
+    start: str = "2024-01-08 00:00",
+    freq: str = "1min",
+    gap_prob: float = 0.02,
+) -> pd.DataFrame:
     """A quick random walk of 1-minute OHLCV bars with random missing minutes.
 
     Fast and simple on purpose: for unit tests of the pipeline's mechanics. The
     realistic generator is factory.synthetic.
     """
     rng = np.random.default_rng(seed)
-    m = int(n * (1 + gap_prob) + 10)
+    m = int(n / (1 - gap_prob) * 1.05) + 100  # enough minutes for n bars after the gaps
     index = pd.date_range(start, periods=m, freq=freq, tz="UTC", name="timestamp")
     keep = rng.random(m) >= gap_prob
     index = index[keep][:n]
