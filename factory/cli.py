@@ -22,15 +22,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--raw", type=Path, help="parquet or CSV (optionally .gz) of 1-minute bars")
-    src.add_argument("--synthetic", action="store_true",
-                     help="generate realistic synthetic bars (see --days, --seed)")
+    src.add_argument(
+        "--synthetic",
+        action="store_true",
+        help="generate realistic synthetic bars (see --days, --seed)",
+    )
     p.add_argument("--symbol", required=True, help="e.g. MES, MGC (sets tick size and value)")
-    p.add_argument("--tz", default="UTC",
-                   help="timezone of naive timestamps (default UTC; 'auto' detects it from "
-                   "the daily break); tz-aware input is converted")
+    p.add_argument(
+        "--tz",
+        default="UTC",
+        help="timezone of naive timestamps (default UTC; 'auto' detects it from "
+        "the daily break); tz-aware input is converted",
+    )
     p.add_argument("--timeframe", default="1min", help="decision bar size (default 1min)")
-    p.add_argument("--horizons", default="5,10,15,20",
-                   help="label horizons in decision bars (default 5,10,15,20)")
+    p.add_argument(
+        "--horizons",
+        default="5,10,15,20",
+        help="label horizons in decision bars (default 5,10,15,20)",
+    )
     p.add_argument("--lookback", type=int, default=64, help="sequence window length (default 64)")
     p.add_argument("--tick-size", type=float, help="needed for symbols without a known spec")
     p.add_argument("--tick-value", type=float, help="USD per tick (defaults from the spec)")
@@ -47,8 +56,9 @@ def _parse_horizons(text: str) -> tuple[int, ...]:
     try:
         return tuple(int(h) for h in text.split(",") if h.strip())
     except ValueError as exc:
-        raise ConfigError(f"--horizons {text!r} is not a list of integers; fix: e.g. "
-                          "--horizons 5,10,15,20") from exc
+        raise ConfigError(
+            f"--horizons {text!r} is not a list of integers; fix: e.g. --horizons 5,10,15,20"
+        ) from exc
 
 
 def run_data(args: argparse.Namespace) -> int:
@@ -61,8 +71,12 @@ def run_data(args: argparse.Namespace) -> int:
     home = resolve_home(args.home)
     spec = symbol_spec(args.symbol, args.tick_size, args.tick_value)
     config = DatasetConfig(
-        symbol=spec.symbol, tick_size=spec.tick_size, tick_value_usd=spec.tick_value_usd,
-        tz=args.tz, timeframe=args.timeframe, horizons=_parse_horizons(args.horizons),
+        symbol=spec.symbol,
+        tick_size=spec.tick_size,
+        tick_value_usd=spec.tick_value_usd,
+        tz=args.tz,
+        timeframe=args.timeframe,
+        horizons=_parse_horizons(args.horizons),
         lookback_bars=args.lookback,
     )
     raw = args.raw
@@ -74,10 +88,17 @@ def run_data(args: argparse.Namespace) -> int:
             from factory.errors import ConfigError
 
             raise ConfigError("--days must be >= 1")
-        target = ensure_writable(raw_dir(home)) / f"{spec.symbol}_synthetic_{args.days}d_s{args.seed}.parquet"
+        target = (
+            ensure_writable(raw_dir(home))
+            / f"{spec.symbol}_synthetic_{args.days}d_s{args.seed}.parquet"
+        )
         if not target.exists():
-            write_raw(synthetic_bars(spec.symbol, days=args.days, seed=args.seed,
-                                     tick_size=spec.tick_size), target)
+            write_raw(
+                synthetic_bars(
+                    spec.symbol, days=args.days, seed=args.seed, tick_size=spec.tick_size
+                ),
+                target,
+            )
         raw = target
     progress = PhaseProgress(PHASES, enabled=not args.json)
     result = build_dataset(raw, config, home, progress)
@@ -86,11 +107,15 @@ def run_data(args: argparse.Namespace) -> int:
         print(json.dumps(summary))
         return 0
     verb = "found cached dataset" if result.cached else "built dataset"
-    print(f"{verb} {result.dataset_id}: {summary['rows']} rows x {summary['n_features']} "
-          f"features in {summary['seconds']:.1f} s")
+    print(
+        f"{verb} {result.dataset_id}: {summary['rows']} rows x {summary['n_features']} "
+        f"features in {summary['seconds']:.1f} s"
+    )
     print(f"  {result.dataset_dir}")
     for h, counts in summary["label_counts"].items():
-        print(f"  h={h}: down {counts['-1']}  flat {counts['0']}  up {counts['1']}  "
-              f"unlabelled {counts['unlabelled']}")
+        print(
+            f"  h={h}: down {counts['-1']}  flat {counts['0']}  up {counts['1']}  "
+            f"unlabelled {counts['unlabelled']}"
+        )
     sys.stdout.flush()
     return 0

@@ -64,7 +64,9 @@ class DatasetConfig:
     def _check(self) -> None:
         timeframe_minutes(self.timeframe)
         if not self.horizons or min(self.horizons) < 1:
-            raise ConfigError("horizons must be positive bar counts; fix: e.g. --horizons 5,10,15,20")
+            raise ConfigError(
+                "horizons must be positive bar counts; fix: e.g. --horizons 5,10,15,20"
+            )
         if len(set(self.horizons)) != len(self.horizons):
             raise ConfigError(f"horizons {list(self.horizons)} repeat a value; fix: list each once")
         if not (0 < self.train_frac < 1 and 0 < self.val_frac < 1):

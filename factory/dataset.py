@@ -68,8 +68,9 @@ def load_manifest(directory: Path) -> dict:
     return json.loads((directory / MANIFEST).read_text())
 
 
-def build_dataset(raw_path: Path, config: DatasetConfig, home: Path,
-                  progress: PhaseProgress | None = None) -> DatasetResult:
+def build_dataset(
+    raw_path: Path, config: DatasetConfig, home: Path, progress: PhaseProgress | None = None
+) -> DatasetResult:
     """Build (or find cached) the dataset of `raw_path` under `home`."""
     raw_path = Path(raw_path)
     if not raw_path.is_file():
@@ -104,15 +105,26 @@ def _run_phases(raw_path: Path, config: DatasetConfig, progress: PhaseProgress):
     with progress.phase("features"):
         feats = feature_lib.build_features(bars, decision, config.timeframe_min, sessions)
     with progress.phase("labels"):
-        d_atr = atr(decision["high"].to_numpy(), decision["low"].to_numpy(),
-                    decision["close"].to_numpy(), config.atr_window_bars)
-        labels = triple_barrier(decision, d_atr, config.horizons, config.barrier_up_atr,
-                                config.barrier_down_atr)
+        d_atr = atr(
+            decision["high"].to_numpy(),
+            decision["low"].to_numpy(),
+            decision["close"].to_numpy(),
+            config.atr_window_bars,
+        )
+        labels = triple_barrier(
+            decision, d_atr, config.horizons, config.barrier_up_atr, config.barrier_down_atr
+        )
     with progress.phase("splits"):
         usable = _usable_rows(feats, config.lookback_bars)
         t1 = labels[f"t1_h{config.max_horizon}"].to_numpy(dtype="datetime64[ns]")
-        split = time_split(decision.index, usable, t1, config.train_frac, config.val_frac,
-                           pd.Timedelta(minutes=config.effective_embargo_min))
+        split = time_split(
+            decision.index,
+            usable,
+            t1,
+            config.train_frac,
+            config.val_frac,
+            pd.Timedelta(minutes=config.effective_embargo_min),
+        )
         scaler = Scaler.fit(feats, split.split == 0)
         labels["split"] = split.split
         labels["usable"] = usable
@@ -123,9 +135,14 @@ def _run_phases(raw_path: Path, config: DatasetConfig, progress: PhaseProgress):
         "data_code_version": data_code_version(),
         "ingest": ingest_info,
         "validation": report | session_report,
-        "rows": {"raw": ingest_info["raw_rows"], "valid_1m": report["rows_out"],
-                 "in_session_1m": len(bars), "decision": len(decision),
-                 "usable": int(usable.sum())} | split.counts,
+        "rows": {
+            "raw": ingest_info["raw_rows"],
+            "valid_1m": report["rows_out"],
+            "in_session_1m": len(bars),
+            "decision": len(decision),
+            "usable": int(usable.sum()),
+        }
+        | split.counts,
         "split": split.to_dict(),
         "label_counts": _label_counts(labels, config, usable),
         "feature_columns": list(feats.columns),
@@ -143,16 +160,22 @@ def _apply_sessions(bars: pd.DataFrame, config: DatasetConfig, source: str):
     if not config.drop_out_of_session:
         return bars, report
     if inside.mean() < 0.5:
-        raise DataError(source, f"{(~inside).mean():.0%} of bars fall outside Globex hours "
-                        f"when read as {config.tz}",
-                        "pass the timestamps' timezone, e.g. --tz America/New_York (or --tz auto)")
+        raise DataError(
+            source,
+            f"{(~inside).mean():.0%} of bars fall outside Globex hours when read as {config.tz}",
+            "pass the timestamps' timezone, e.g. --tz America/New_York (or --tz auto)",
+        )
     report["out_of_session_dropped"] = int((~inside).sum())
     return bars[inside], report
 
 
 def _check_enough_bars(n_decision: int, config: DatasetConfig, source: str) -> None:
-    need = (feature_lib.warmup_bars(config.timeframe_min) + config.lookback_bars
-            + config.max_horizon + MIN_SPLIT_ROWS)
+    need = (
+        feature_lib.warmup_bars(config.timeframe_min)
+        + config.lookback_bars
+        + config.max_horizon
+        + MIN_SPLIT_ROWS
+    )
     if n_decision < need:
         raise DataError(
             source,
@@ -168,7 +191,7 @@ def _usable_rows(feats: pd.DataFrame, lookback: int) -> np.ndarray:
     bad = ~np.isfinite(feats.to_numpy()).all(axis=1)
     first_clean = int(np.flatnonzero(bad)[-1]) + 1 if bad.any() else 0
     usable = np.zeros(len(feats), dtype=bool)
-    usable[first_clean + lookback - 1:] = True
+    usable[first_clean + lookback - 1 :] = True
     return usable
 
 
@@ -190,8 +213,9 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _write_atomically(final: Path, tables: dict, manifest: dict, progress: PhaseProgress,
-                      start: float) -> None:
+def _write_atomically(
+    final: Path, tables: dict, manifest: dict, progress: PhaseProgress, start: float
+) -> None:
     tmp = final.parent / f".tmp-{final.name}-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
@@ -201,8 +225,9 @@ def _write_atomically(final: Path, tables: dict, manifest: dict, progress: Phase
         tables["bars"].to_parquet(tmp / "bars.parquet")
         (tmp / "scaler.json").write_text(json.dumps(tables["scaler"].to_dict()))
         (tmp / "splits.json").write_text(json.dumps(manifest["split"], indent=2))
-        manifest["files"] = {p.name: {"sha256": _sha256(p), "bytes": p.stat().st_size}
-                             for p in sorted(tmp.iterdir())}
+        manifest["files"] = {
+            p.name: {"sha256": _sha256(p), "bytes": p.stat().st_size} for p in sorted(tmp.iterdir())
+        }
         manifest["seconds"] = dict(progress.seconds)
         manifest["seconds"]["total"] = round(time.perf_counter() - start, 3)
         manifest["created_at"] = pd.Timestamp.now(tz="UTC").isoformat()

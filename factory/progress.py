@@ -23,8 +23,9 @@ class PhaseProgress:
             return
         width = 20
         filled = int(width * done / len(self.phases))
-        line = (f"[{'#' * filled}{'.' * (width - filled)}] {done}/{len(self.phases)} "
-                f"{name:<10} {note}")
+        line = (
+            f"[{'#' * filled}{'.' * (width - filled)}] {done}/{len(self.phases)} {name:<10} {note}"
+        )
         if self._tty:
             self.stream.write("\r" + line.ljust(70) + ("\n" if final else ""))
         elif final:

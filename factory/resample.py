@@ -57,7 +57,9 @@ def completed_asof(
 
     Rows before the first completed bar are NaN. The result has `decision_index`.
     """
-    available_ns = htf.index.as_unit("ns").asi8 + np.int64(htf_minutes - tf_minutes) * 60 * 1_000_000_000
+    available_ns = (
+        htf.index.as_unit("ns").asi8 + np.int64(htf_minutes - tf_minutes) * 60 * 1_000_000_000
+    )
     pos = np.searchsorted(available_ns, decision_index.as_unit("ns").asi8, side="right") - 1
     values = htf.to_numpy(dtype=np.float64)
     out = np.full((len(decision_index), values.shape[1]), np.nan)

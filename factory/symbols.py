@@ -47,5 +47,7 @@ def symbol_spec(
             f"(known: {', '.join(sorted(KNOWN_SYMBOLS))})"
         )
     size = tick_size if tick_size is not None else known.tick_size
-    value = tick_value_usd if tick_value_usd is not None else (known.tick_value_usd if known else 0.0)
+    value = (
+        tick_value_usd if tick_value_usd is not None else (known.tick_value_usd if known else 0.0)
+    )
     return SymbolSpec(name, float(size), float(value))

@@ -75,8 +75,11 @@ def validate_bars(raw: pd.DataFrame, source: str) -> tuple[pd.DataFrame, dict]:
     report["non_positive_price_rows_dropped"] = int(nonpos.sum())
     bars = bars[~nonpos]
     if bars.empty:
-        raise DataError(source, "no valid rows left (every row has NaN or non-positive prices)",
-                        "check the price columns")
+        raise DataError(
+            source,
+            "no valid rows left (every row has NaN or non-positive prices)",
+            "check the price columns",
+        )
 
     arr = {col: bars[col].to_numpy(dtype=np.float64, copy=True) for col in BAR_COLUMNS}
     _fix_ohlc(arr, report)
@@ -89,8 +92,11 @@ def validate_bars(raw: pd.DataFrame, source: str) -> tuple[pd.DataFrame, dict]:
     off_minute = (bars.index.asi8 % 60_000_000_000) != 0
     report["off_minute_timestamps"] = int(off_minute.sum())
     if off_minute.mean() > 0.5:
-        raise DataError(source, "most timestamps are not on whole minutes",
-                        "give 1-minute bars labelled by their start minute")
+        raise DataError(
+            source,
+            "most timestamps are not on whole minutes",
+            "give 1-minute bars labelled by their start minute",
+        )
     clean = pd.DataFrame(arr, index=bars.index)
     clean = clean[~off_minute]
     _check_spacing(clean.index, source)
@@ -104,5 +110,8 @@ def _check_spacing(index: pd.DatetimeIndex, source: str) -> None:
     step_s = np.diff(index.asi8) / 1e9
     median = float(np.median(step_s))
     if median != 60.0:
-        raise DataError(source, f"bars are {median:.0f} s apart (median), not 1 minute",
-                        "give 1-minute bars; coarser decision bars come from --timeframe")
+        raise DataError(
+            source,
+            f"bars are {median:.0f} s apart (median), not 1 minute",
+            "give 1-minute bars; coarser decision bars come from --timeframe",
+        )

@@ -53,8 +53,11 @@ def test_the_rule_catches_a_violation(tmp_path):
 
 @pytest.mark.parametrize("package", PACKAGES)
 def test_files_stay_small(package):
-    long = {str(p.relative_to(ROOT)): n for p in _sources(package)
-            if (n := len(p.read_text().splitlines())) > MAX_LINES}
+    long = {
+        str(p.relative_to(ROOT)): n
+        for p in _sources(package)
+        if (n := len(p.read_text().splitlines())) > MAX_LINES
+    }
     assert not long, f"files over {MAX_LINES} lines: {long}"
 
 
@@ -64,6 +67,7 @@ def test_cli_start_up_loads_no_heavy_library():
         "heavy = [m for m in ('torch', 'pandas', 'numpy', 'xgboost', 'redis') if m in sys.modules];"
         "print(','.join(heavy))"
     )
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
-                         check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    )
     assert out.stdout.strip() == "", f"`factory --help` imports {out.stdout.strip()}"
