@@ -114,6 +114,7 @@ def _run_phases(raw_path: Path, config: DatasetConfig, progress: PhaseProgress):
         labels = triple_barrier(
             decision, d_atr, config.horizons, config.barrier_up_atr, config.barrier_down_atr
         )
+        labels["cost_ret"] = round_trip_cost_ret(decision["close"].to_numpy(), config)
     with progress.phase("splits"):
         usable = _usable_rows(feats, config.lookback_bars)
         t1 = labels[f"t1_h{config.max_horizon}"].to_numpy(dtype="datetime64[ns]")
@@ -145,11 +146,22 @@ def _run_phases(raw_path: Path, config: DatasetConfig, progress: PhaseProgress):
         | split.counts,
         "split": split.to_dict(),
         "label_counts": _label_counts(labels, config, usable),
+        "costs": {
+            "tick_size": config.tick_size,
+            "tick_value_usd": config.tick_value_usd,
+            "cost_ticks_per_side": config.cost_ticks_per_side,
+            "round_trip_usd": 2 * config.cost_ticks_per_side * config.tick_value_usd,
+        },
         "feature_columns": list(feats.columns),
         "warmup_bars": feature_lib.warmup_bars(config.timeframe_min),
     }
     tables = {"features": feats, "labels": labels, "bars": decision, "scaler": scaler}
     return tables, manifest
+
+
+def round_trip_cost_ret(close: np.ndarray, config: DatasetConfig) -> np.ndarray:
+    """Costs in ticks (both sides) as a fraction of the entry price at each bar's close."""
+    return 2 * config.cost_ticks_per_side * config.tick_size / close
 
 
 def _apply_sessions(bars: pd.DataFrame, config: DatasetConfig, source: str):
@@ -216,6 +228,7 @@ def _sha256(path: Path) -> str:
 def _write_atomically(
     final: Path, tables: dict, manifest: dict, progress: PhaseProgress, start: float
 ) -> None:
+    write_start = time.perf_counter()
     tmp = final.parent / f".tmp-{final.name}-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
@@ -229,7 +242,8 @@ def _write_atomically(
             p.name: {"sha256": _sha256(p), "bytes": p.stat().st_size} for p in sorted(tmp.iterdir())
         }
         manifest["seconds"] = dict(progress.seconds)
-        manifest["seconds"]["total"] = round(time.perf_counter() - start, 3)
+        manifest["seconds"]["write"] = round(time.perf_counter() - write_start, 3)
+        manifest["seconds"]["total"] = round(time.perf_counter() - start, 3)  # incl. fingerprint
         manifest["created_at"] = pd.Timestamp.now(tz="UTC").isoformat()
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, default=_json_default))
         if final.exists():  # a concurrent build finished first: keep its result

@@ -197,3 +197,43 @@ def test_cli_refuses_unknown_symbol_and_unwritable_home(raw_file, tmp_path):
 def test_cli_help_lists_data():
     proc = _factory("--help")
     assert proc.returncode == 0 and "data" in proc.stdout
+
+
+def test_costs_in_ticks_come_from_the_symbol_spec(built):
+    result, config, _ = built
+    labels = pd.read_parquet(result.dataset_dir / "labels.parquet")
+    bars = pd.read_parquet(result.dataset_dir / "bars.parquet")
+    expected = 2 * config.cost_ticks_per_side * 0.25 / bars["close"]
+    np.testing.assert_allclose(labels["cost_ret"], expected)
+    assert result.manifest["costs"]["tick_size"] == 0.25
+
+
+def test_timeframe_sets_the_decision_bar_and_horizons_count_its_bars(raw_file, tmp_path):
+    config = DatasetConfig(symbol="MES", tick_size=0.25, timeframe="5min", horizons=(3,))
+    result = build_dataset(raw_file, config, tmp_path)
+    bars = pd.read_parquet(result.dataset_dir / "bars.parquet")
+    labels = pd.read_parquet(result.dataset_dir / "labels.parquet")
+    assert (bars.index.minute % 5 == 0).all() and len(bars) < N_BARS / 4
+    vertical = np.flatnonzero(labels["barrier_h3"].to_numpy() == 0)
+    assert len(vertical) > 0
+    i = vertical[len(vertical) // 2]
+    assert labels["t1_h3"].iloc[i] == labels.index[i + 3]  # three decision bars later
+
+
+def test_cli_synthetic_bars(tmp_path):
+    proc = _factory(
+        "data",
+        "--synthetic",
+        "--symbol",
+        "MES",
+        "--days",
+        "5",
+        "--horizons",
+        "5",
+        "--home",
+        str(tmp_path),
+        "--json",
+    )
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["rows"] > 5000 and (tmp_path / "data" / "raw").is_dir()
