@@ -106,10 +106,13 @@ def run_data(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(summary))
         return 0
+    for warning in summary["warnings"]:
+        print(f"warning: {warning}", file=sys.stderr)
     verb = "found cached dataset" if result.cached else "built dataset"
+    took = "built" if result.cached else "in"
     print(
         f"{verb} {result.dataset_id}: {summary['rows']} rows x {summary['n_features']} "
-        f"features in {summary['seconds']:.1f} s"
+        f"features ({took} {summary['seconds']:.1f} s)"
     )
     print(f"  {result.dataset_dir}")
     for h, counts in summary["label_counts"].items():

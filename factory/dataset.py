@@ -56,6 +56,7 @@ class DatasetResult:
             "n_features": len(m["feature_columns"]),
             "label_counts": m["label_counts"],
             "seconds": m["seconds"]["total"],
+            "warnings": m["ingest"].get("warnings", []),
         }
 
 

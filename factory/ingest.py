@@ -257,9 +257,19 @@ def localize(index: pd.DatetimeIndex, tz: str, source: str) -> tuple[pd.Datetime
                 "pass --tz, e.g. --tz America/New_York",
             )
         tz = info["tz_used"] = guess
+    if guess is not None and _utc_offsets_differ(guess, tz):
+        info["warnings"] = [
+            f"the daily break of these timestamps falls at 17:00 {guess} time, but they are "
+            f"read as {tz}; pass --tz {guess} if that is their timezone"
+        ]
     local = index.tz_localize(tz, ambiguous="NaT", nonexistent="NaT")
     info["ambiguous_or_nonexistent_local_times"] = int(local.isna().sum() - index.isna().sum())
     return local.tz_convert("UTC").as_unit("ns"), info
+
+
+def _utc_offsets_differ(tz_a: str, tz_b: str) -> bool:
+    probe = pd.Timestamp("2024-01-15 12:00")
+    return probe.tz_localize(tz_a).utcoffset() != probe.tz_localize(tz_b).utcoffset()
 
 
 def read_bars(path: Path, tz: str = "UTC") -> tuple[pd.DataFrame, dict]:
