@@ -1,0 +1,83 @@
+"""The Redis-backed, fenced training context handed to factory code inside a worker.
+
+Checkpoint files go through factory's CheckpointStore (atomic, checksummed); making
+one "latest" is a compare-and-set on the attempt's lease (jobs.lease), so a
+superseded attempt publishes nothing. The same store's manifest on disk is the
+ledger `factory recover` rebuilds from.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import Any
+
+import redis
+
+from factory.checkpoint import CheckpointRecord, CheckpointStore
+from factory.context import Checkpoint
+from jobs import keys
+from jobs.lease import Lease, Leases
+
+log = logging.getLogger("jobs.context")
+KEEP_CHECKPOINTS = 3
+
+
+class RedisContext:
+    """Implements factory.context.TrainingContext for one attempt of one job."""
+
+    def __init__(self, connection: redis.Redis, leases: Leases, lease: Lease,
+                 store: CheckpointStore, stop_flag=None, report_every_s: float = 2.0,
+                 checkpoint_wait_s: float = 30.0) -> None:
+        self.connection = connection
+        self.leases = leases
+        self.lease = lease
+        self.store = store
+        self.job_id = lease.job_id
+        self.attempt = lease.attempt
+        self._stop_flag = stop_flag or (lambda: False)
+        self._report_every_s = report_every_s
+        self._last_report = 0.0
+        self._wait_s = checkpoint_wait_s
+        self.resumed_from: int | None = None
+        self.checkpoint_steps: list[int] = []
+
+    def report(self, step: int, total: int, metrics: dict[str, float] | None = None) -> None:
+        now = time.monotonic()
+        if now - self._last_report < self._report_every_s and step < total:
+            return
+        self._last_report = now
+        fields: dict[str, Any] = {"step": step, "total": total, "progress_at": f"{time.time():.3f}"}
+        if metrics:
+            fields["metrics"] = json.dumps(metrics)
+        self.connection.hset(keys.state(self.job_id), mapping=fields)
+
+    def should_stop(self) -> bool:
+        return bool(self._stop_flag())
+
+    def save_checkpoint(self, step: int, files: dict[str, bytes], state: dict[str, Any]) -> bool:
+        record = self.store.write(self.attempt, step, files, state)
+        published = self.leases.publish_checkpoint(
+            self.lease, json.dumps(record.to_dict()), step, KEEP_CHECKPOINTS
+        )
+        if not published:
+            log.warning("job %s attempt %s superseded: checkpoint %s not published",
+                        self.job_id, self.attempt, step)
+            self.store.discard(record)
+            return False
+        self.store.publish(record)
+        self.checkpoint_steps.append(step)
+        return True
+
+    def published_records(self) -> list[CheckpointRecord]:
+        raw = self.connection.lrange(keys.checkpoints(self.job_id), 0, -1)
+        records = [CheckpointRecord.from_dict(json.loads(r)) for r in raw]
+        return records or self.store.records()  # after a Redis wipe: the ledger on disk
+
+    def latest_checkpoint(self) -> Checkpoint | None:
+        checkpoint = self.store.latest(self.published_records(), wait_s=self._wait_s)
+        self.resumed_from = checkpoint.step if checkpoint else None
+        self.connection.hset(keys.state(self.job_id), "resumed_from",
+                             "" if checkpoint is None else checkpoint.step)
+        return checkpoint

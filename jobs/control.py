@@ -1,0 +1,96 @@
+"""Job state changes shared by workers, the reaper and the CLI: requeue, fail, cancel."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+
+import redis
+from rq.job import Job, JobStatus
+from rq.registry import FailedJobRegistry, StartedJobRegistry
+from rq.serializers import JSONSerializer
+
+from jobs import keys
+from jobs.plan import Plan, load_plan, queue_for
+
+log = logging.getLogger("jobs.control")
+
+
+def _fetch(connection: redis.Redis, job_id: str) -> Job:
+    return Job.fetch(job_id, connection=connection, serializer=JSONSerializer)
+
+
+def requeue_job(connection: redis.Redis, job_id: str, queue_name: str | None = None,
+                at_front: bool = False) -> Job:
+    """Put a job back on its queue (from started or failed), keeping its checkpoints."""
+    job = _fetch(connection, job_id)
+    queue = queue_for(connection, queue_name or job.origin)
+    StartedJobRegistry(queue.name, connection=connection, serializer=JSONSerializer).remove(job)
+    FailedJobRegistry(queue.name, connection=connection, serializer=JSONSerializer).remove(job)
+    job.started_at = None
+    job.ended_at = None
+    return queue.enqueue_job(job, at_front=at_front)
+
+
+def fail_job(connection: redis.Redis, job_id: str, reason: str, traceback: str = "") -> None:
+    """Fail a job for good (with its reason) and cancel everything that depends on it."""
+    job = _fetch(connection, job_id)
+    StartedJobRegistry(job.origin, connection=connection, serializer=JSONSerializer).remove(job)
+    job.ended_at = job.ended_at or None
+    FailedJobRegistry(job.origin, connection=connection, serializer=JSONSerializer).add(
+        job, ttl=30 * 24 * 3600, exc_string=traceback or reason
+    )
+    job.set_status(JobStatus.FAILED)
+    connection.hset(keys.state(job_id), mapping={
+        "status": "failed", "error": reason, "final_error": traceback or reason,
+        "failed_at": f"{time.time():.3f}"})
+    cancel_dependents(connection, job_id, f"dependency {job_id} failed: {reason}")
+
+
+def dependents_of(plan: Plan, job_id: str) -> list[str]:
+    """Every job of the plan that depends on `job_id`, directly or not."""
+    children: dict[str, list[str]] = {}
+    for entry in plan.entries:
+        for dep in entry.depends_on:
+            children.setdefault(dep, []).append(entry.job_id)
+    out, stack = [], list(children.get(job_id, []))
+    while stack:
+        jid = stack.pop()
+        if jid not in out:
+            out.append(jid)
+            stack.extend(children.get(jid, []))
+    return out
+
+
+def cancel_dependents(connection: redis.Redis, job_id: str, reason: str) -> list[str]:
+    canceled = []
+    for plan_id in _plans_with(connection, job_id):
+        plan = load_plan(connection, plan_id)
+        for dep in dependents_of(plan, job_id) if plan else []:
+            if cancel_job(connection, dep, reason):
+                canceled.append(dep)
+    return canceled
+
+
+def cancel_job(connection: redis.Redis, job_id: str, reason: str) -> bool:
+    """Cancel a job that has not finished; its state keeps the reason."""
+    connection.hset(keys.state(job_id), mapping={"status": "canceled", "error": reason})
+    try:
+        job = _fetch(connection, job_id)
+    except Exception:
+        return True  # never enqueued (a kind not built yet): the state says canceled
+    if job.get_status() in (JobStatus.FINISHED, JobStatus.CANCELED):
+        return False
+    job.cancel()
+    return True
+
+
+def _plans_with(connection: redis.Redis, job_id: str) -> list[str]:
+    out = []
+    for raw in connection.zrange(keys.ALL_PLANS, 0, -1):
+        plan_id = raw.decode()
+        payload = connection.get(keys.plan(plan_id))
+        if payload and job_id in {j["job_id"] for j in json.loads(payload)["jobs"]}:
+            out.append(plan_id)
+    return out

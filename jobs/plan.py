@@ -1,0 +1,160 @@
+"""Plans: the DAG of jobs one submission asks for, its ledger file, and idempotent enqueueing.
+
+    data(S) -> train(A), train(B) -> cv(A, k), cv(B, k) -> ensemble(A+B) -> report
+
+Kinds this version does not run yet keep their place in the plan (and the ledger)
+but are not enqueued; `factory status` shows them as not built.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import redis
+from rq import Queue
+from rq.job import Job
+from rq.serializers import JSONSerializer
+
+from jobs import keys
+from jobs.entry import BUILT_KINDS, ENTRY_POINT
+from jobs.spec import JobSpec
+
+
+@dataclass(frozen=True)
+class PlanEntry:
+    spec: JobSpec
+    depends_on: tuple[str, ...] = ()
+
+    @property
+    def job_id(self) -> str:
+        return self.spec.job_id
+
+    @property
+    def enqueued(self) -> bool:
+        return self.spec.kind in BUILT_KINDS
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"job_id": self.job_id, "spec": self.spec.to_dict(),
+                "depends_on": list(self.depends_on), "enqueued": self.enqueued}
+
+
+@dataclass(frozen=True)
+class Plan:
+    entries: tuple[PlanEntry, ...]
+    submitted: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    @property
+    def plan_id(self) -> str:
+        ids = ",".join(sorted(e.job_id for e in self.entries))
+        return "plan-" + hashlib.sha256(ids.encode()).hexdigest()[:16]
+
+    @property
+    def job_ids(self) -> list[str]:
+        return [e.job_id for e in self.entries]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"plan_id": self.plan_id, "submitted": self.submitted,
+                "jobs": [e.to_dict() for e in self.entries]}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Plan:
+        entries = tuple(PlanEntry(JobSpec.from_dict(j["spec"]), tuple(j["depends_on"]))
+                        for j in data["jobs"])
+        return cls(entries, data.get("submitted", {}))
+
+
+def build_plan(base: JobSpec, models: list[str], horizon: int, params: dict[str, dict[str, str]],
+               folds: int = 5, cv: bool = True, ensemble: bool = True,
+               data_spec: JobSpec | None = None) -> Plan:
+    """The default DAG. `base` carries symbol, code and dataset; `params` is per model."""
+    entries: list[PlanEntry] = []
+    data_deps: tuple[str, ...] = ()
+    dataset = base.dataset
+    if data_spec is not None:
+        entries.append(PlanEntry(data_spec))
+        data_deps = (data_spec.job_id,)
+        dataset = {"from_job": data_spec.job_id}
+    common = {"symbol": base.symbol, "code": base.code, "dataset": dataset, "horizon": horizon}
+    cv_ids: list[str] = []
+    train_ids: list[str] = []
+    for model in models:
+        train = JobSpec(kind="train", model=model, params=params.get(model, {}), **common)
+        entries.append(PlanEntry(train, data_deps))
+        train_ids.append(train.job_id)
+        for k in range(folds if cv else 0):
+            fold = JobSpec(kind="cv", model=model, params=params.get(model, {}), fold=k,
+                           folds=folds, **common)
+            entries.append(PlanEntry(fold, (train.job_id,)))
+            cv_ids.append(fold.job_id)
+    tail = train_ids + cv_ids
+    if ensemble and len(models) > 1:
+        ens = JobSpec(kind="ensemble", members=tuple(models), folds=folds if cv else 0, **common)
+        entries.append(PlanEntry(ens, tuple(tail)))
+        tail = [ens.job_id]
+    report = JobSpec(kind="report", members=tuple(models), **common)
+    entries.append(PlanEntry(report, tuple(tail)))
+    return Plan(tuple(entries))
+
+
+def write_ledger(plan: Plan, home: Path) -> Path:
+    """<home>/ledger/<plan_id>.json, written atomically; `factory recover` reads it."""
+    folder = home / "ledger"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{plan.plan_id}.json"
+    tmp = folder / f".{plan.plan_id}.{os.getpid()}.tmp"
+    with open(tmp, "w") as fh:
+        json.dump(plan.to_dict(), fh, indent=2)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    return path
+
+
+def read_ledger(home: Path, plan_id: str) -> Plan:
+    return Plan.from_dict(json.loads((home / "ledger" / f"{plan_id}.json").read_text()))
+
+
+def queue_for(connection: redis.Redis, name: str = keys.QUEUE) -> Queue:
+    return Queue(name, connection=connection, serializer=JSONSerializer)
+
+
+def enqueue_plan(connection: redis.Redis, plan: Plan, home: Path,
+                 queue_name: str = keys.QUEUE) -> bool:
+    """Enqueue every built job of `plan`; False (and nothing new) when it was submitted before."""
+    if connection.exists(keys.plan(plan.plan_id)):
+        return False
+    write_ledger(plan, home)
+    queue = queue_for(connection, queue_name)
+    for entry in plan.entries:
+        if entry.enqueued:
+            enqueue_entry(queue, entry)
+    payload = json.dumps(plan.to_dict())
+    pipe = connection.pipeline()
+    pipe.set(keys.plan(plan.plan_id), payload)
+    pipe.sadd(keys.OPEN_PLANS, plan.plan_id)
+    pipe.zadd(keys.ALL_PLANS, {plan.plan_id: time.time()})
+    pipe.execute()
+    return True
+
+
+def enqueue_entry(queue: Queue, entry: PlanEntry) -> Job | None:
+    """Enqueue one job unless a job with its id exists already (shared with another plan)."""
+    if Job.exists(entry.job_id, connection=queue.connection):
+        return None
+    deps = [d for d in entry.depends_on if Job.exists(d, connection=queue.connection)]
+    return queue.enqueue(
+        ENTRY_POINT, entry.spec.to_json(), job_id=entry.job_id, depends_on=deps or None,
+        job_timeout=-1, result_ttl=-1, failure_ttl=30 * 24 * 3600,
+        description=f"{entry.spec.kind} {entry.spec.model or entry.spec.symbol}",
+    )
+
+
+def load_plan(connection: redis.Redis, plan_id: str) -> Plan | None:
+    raw = connection.get(keys.plan(plan_id))
+    return Plan.from_dict(json.loads(raw)) if raw else None

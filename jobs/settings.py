@@ -1,0 +1,238 @@
+"""Redis connection settings: which server, how to reach it, and errors that never leak secrets.
+
+The URL is `--redis-url`, else $REDIS_URL, else an embedded server under the storage root
+(jobs.embedded). `redis://` and `rediss://` (TLS) URLs may hold `user:password@` or
+`:password@`, a db number and redis-py's TLS options in the query
+(`?ssl_cert_reqs=required&ssl_ca_certs=/path/ca.pem`). $REDIS_CA_CERT names a CA file for a
+hosted Redis with a private CA when the URL does not.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
+
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+SCHEMES = ("redis", "rediss")
+MASK = "****"
+URL_FIX = "pass --redis-url / set REDIS_URL"
+_USERINFO = re.compile(r"(\b[a-z][a-z0-9+.-]*://)([^\s:/@]*):([^\s/@]*)@", re.IGNORECASE)
+_LONE_USERINFO = re.compile(r"(\brediss?://)([^\s:/@]+)@", re.IGNORECASE)
+_SECRET_QUERY = re.compile(r"([?&][a-z_]*password=)([^&\s]*)", re.IGNORECASE)
+_REDIS_PY_PREFIX = re.compile(r"^Error -?\d+ connecting to \S+?\.\s*")
+
+
+class RedisConfigError(Exception):
+    """A Redis URL or server that cannot be used: one line naming the problem and the fix.
+
+    The message never holds a password: URLs in it are redacted.
+    """
+
+    user_facing = True
+
+
+@dataclass(frozen=True, repr=False)
+class RedisSettings:
+    """Where Redis is. `url` may hold a password: only `redacted_url` is ever shown."""
+
+    url: str
+    socket_timeout_s: float = 10.0
+    health_check_interval_s: int = 30
+
+    @property
+    def redacted_url(self) -> str:
+        return redacted_url(self.url)
+
+    def __repr__(self) -> str:
+        return f"RedisSettings({self.redacted_url})"
+
+    def __str__(self) -> str:
+        return self.redacted_url
+
+    def client(self, *, check: bool = True) -> redis.Redis:
+        """A client (bytes replies, as RQ needs); `check` pings first, else RedisConfigError."""
+        kwargs = _client_kwargs(self)
+        if check:
+            _check(self, kwargs)
+        return redis.Redis.from_url(self.url, **kwargs)
+
+
+def redacted_url(url: str) -> str:
+    """`url` with its password and any secret query value masked, as scheme://user:****@host:port/db."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or "localhost"
+        port = parts.port or 6379
+    except ValueError:
+        return redact(url, url)
+    if ":" in host:
+        host = f"[{host}]"
+    auth = ""
+    if parts.password is not None:
+        auth = f"{unquote(parts.username or '')}:{MASK}@"
+    elif parts.username:
+        auth = f"{MASK}@"  # a lone userinfo is often a password or token: never show it
+    db = parts.path.strip("/") or "0"
+    pairs = [(k, MASK if "password" in k.lower() else v) for k, v in parse_qsl(parts.query)]
+    query = f"?{urlencode(pairs, safe='/:')}" if pairs else ""
+    return f"{parts.scheme}://{auth}{host}:{port}/{db}{query}"
+
+
+def redact(text: str, url: str | None = None) -> str:
+    """`text` with the password of `url` (raw and %-encoded) and any URL userinfo masked."""
+    secrets = _secrets_of(url) if url else set()
+    for secret in sorted(secrets, key=len, reverse=True):
+        text = text.replace(secret, MASK)
+    text = _USERINFO.sub(lambda m: f"{m.group(1)}{m.group(2)}:{MASK}@", text)
+    text = _LONE_USERINFO.sub(lambda m: f"{m.group(1)}{MASK}@", text)
+    return _SECRET_QUERY.sub(lambda m: f"{m.group(1)}{MASK}", text)
+
+
+def _secrets_of(url: str) -> set[str]:
+    found: set[str] = set()
+    try:
+        parts = urlsplit(url)
+        candidates = [parts.password]
+        if parts.password is None:
+            candidates.append(parts.username)
+        candidates += [v for k, v in parse_qsl(parts.query) if "password" in k.lower()]
+    except ValueError:
+        match = re.search(r"://[^\s/@]*:([^\s/@]*)@", url)
+        candidates = [match.group(1)] if match else []
+    for value in filter(None, candidates):
+        found.update({value, unquote(value), quote(unquote(value), safe="")})
+    return {s for s in found if len(s) >= 1}
+
+
+def resolve_redis_url(url: str | None, home: Path) -> tuple[str, bool]:
+    """(url, embedded?): `url` if given, else $REDIS_URL, else the embedded server of `home`."""
+    if url:
+        return url, False
+    env = os.environ.get("REDIS_URL", "").strip()
+    if env:
+        return env, False
+    from jobs.embedded import embedded_url
+
+    return embedded_url(Path(home)), True
+
+
+def connect(url: str | None = None, home: Path | None = None, *, check: bool = True) -> redis.Redis:
+    """A Redis client for `url` (else $REDIS_URL, else the embedded server of `home`)."""
+    if home is None:
+        from factory.layout import resolve_home
+
+        home = resolve_home(None)
+    resolved, _ = resolve_redis_url(url, home)
+    return RedisSettings(resolved).client(check=check)
+
+
+def _client_kwargs(settings: RedisSettings) -> dict:
+    """from_url keyword arguments; validates the scheme and the CA file."""
+    shown = settings.redacted_url
+    try:
+        parts = urlsplit(settings.url)
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError as exc:
+        reason = redact(str(exc), settings.url)
+        raise RedisConfigError(
+            f"invalid Redis URL {shown} ({reason}); fix: use redis://[:password@]host:port/db "
+            f"or rediss:// for TLS and {URL_FIX}"
+        ) from None
+    if parts.scheme not in SCHEMES:
+        raise RedisConfigError(
+            f"unsupported Redis URL scheme '{parts.scheme}' in {shown}; fix: use "
+            f"redis://host:port/db, or rediss:// for TLS, and {URL_FIX}"
+        )
+    kwargs: dict = {
+        "decode_responses": False,
+        "socket_timeout": settings.socket_timeout_s,
+        "socket_connect_timeout": settings.socket_timeout_s,
+        "health_check_interval": settings.health_check_interval_s,
+    }
+    query = dict(parse_qsl(parts.query))
+    if parts.scheme == "redis" and any(k.startswith("ssl") for k in query):
+        raise RedisConfigError(
+            f"TLS options in a plain redis:// URL {shown}; fix: use rediss:// for TLS"
+        )
+    ca = query.get("ssl_ca_certs") or os.environ.get("REDIS_CA_CERT", "").strip()
+    if parts.scheme == "rediss" and ca:
+        if not Path(ca).is_file():
+            raise RedisConfigError(
+                f"TLS CA file {ca} not found (for {shown}); fix: point ssl_ca_certs= in the URL "
+                "or REDIS_CA_CERT at a PEM file"
+            )
+        kwargs["ssl_ca_certs"] = ca
+    return kwargs
+
+
+def _check(settings: RedisSettings, kwargs: dict) -> None:
+    """PING once, without retries, and turn a failure into one clear line."""
+    probe = redis.Redis.from_url(settings.url, **kwargs, retry=Retry(NoBackoff(), 0))
+    try:
+        probe.ping()
+    except (redis.RedisError, OSError, ValueError) as exc:
+        raise RedisConfigError(_describe(exc, settings)) from None
+    finally:
+        probe.close()
+
+
+def _describe(exc: BaseException, settings: RedisSettings) -> str:
+    """One line for a failed PING: the problem, the redacted URL, and the fix."""
+    shown = settings.redacted_url
+    reason = _reason(exc, settings.url)
+    low = reason.lower()
+    tls_fix = (
+        "for TLS give the CA with ?ssl_ca_certs=/path/ca.pem in the URL or REDIS_CA_CERT "
+        "(ssl_cert_reqs=none skips the check); for a plain server use redis://"
+    )
+    if isinstance(exc, redis.AuthenticationError) or _is_auth(low):
+        if "noauth" in low or "authentication required" in low:
+            return f"Redis at {shown} requires a password ({reason}); fix: {_auth_fix()}"
+        return f"Redis at {shown} rejected the credentials ({reason}); fix: {_auth_fix()}"
+    if isinstance(exc, redis.TimeoutError | TimeoutError):
+        return (
+            f"timed out after {settings.socket_timeout_s:g}s connecting to Redis at {shown} "
+            f"({reason}); fix: check the host, port and firewall, and rediss:// (TLS) vs "
+            f"redis://, then {URL_FIX}"
+        )
+    if "ssl" in low or "certificate" in low or "tls" in low:
+        return f"TLS handshake with Redis at {shown} failed ({reason}); fix: {tls_fix}"
+    if (
+        "name or service not known" in low
+        or "nodename nor servname" in low
+        or ("name resolution" in low)
+    ):
+        return (
+            f"cannot resolve the host of Redis URL {shown} ({reason}); fix: check the host "
+            f"name and {URL_FIX}"
+        )
+    if "closed by server" in low or "reset by peer" in low or "broken pipe" in low:
+        return (
+            f"Redis at {shown} closed the connection ({reason}); fix: if the server uses TLS "
+            f"use rediss:// instead of redis://, then {URL_FIX}"
+        )
+    if isinstance(exc, redis.ConnectionError | OSError):
+        return f"cannot reach Redis at {shown} ({reason}); fix: start Redis or {URL_FIX}"
+    return f"Redis at {shown} failed: {reason}; fix: check the server and {URL_FIX}"
+
+
+def _is_auth(low: str) -> bool:
+    words = ("wrongpass", "noauth", "invalid password", "invalid username-password")
+    return any(w in low for w in words) or "without any password configured" in low
+
+
+def _auth_fix() -> str:
+    return f"put the right password in the URL (redis://:PASSWORD@host:port/0) and {URL_FIX}"
+
+
+def _reason(exc: BaseException, url: str) -> str:
+    """The short cause of `exc` on one line, with no secret."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    text = _REDIS_PY_PREFIX.sub("", text).rstrip(".")
+    return redact(text, url)

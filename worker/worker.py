@@ -1,0 +1,208 @@
+"""An RQ worker (fork model) with leases, renewal, self-fencing, a reaper and hand-back.
+
+The parent process never touches CUDA or the training code: it claims the lease,
+forks the work horse (which runs jobs.entry.run_job), renews the lease every
+TTL/3 from a thread, kills the horse when the lease is lost or cannot be renewed
+for a whole TTL (self-fencing), and runs the reaper every few seconds, busy or idle.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from rq import Worker
+from rq.serializers import JSONSerializer
+
+from jobs import keys
+from jobs.control import cancel_dependents, requeue_job
+from jobs.entry import ENTRY_POINT, ENV_ATTEMPT, ENV_HOME, ENV_TTL, EXIT_HANDBACK, EXIT_SUPERSEDED
+from jobs.lease import Lease, Leases
+from jobs.reaper import Reaper
+from jobs.spec import JobSpec, SpecError
+from worker.horse import die_with_parent
+
+log = logging.getLogger("worker")
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    home: Path
+    lease_ttl_s: float = 30.0
+    reaper_interval_s: float = 5.0
+    poison_failures: int = 3
+    preemption_budget: int = 20
+    code_version: str = ""
+
+
+class LeasedWorker(Worker):
+    """rq.Worker plus the lease protocol of DESIGN.md ("Leases, fencing and recovery")."""
+
+    def __init__(self, queues, *, settings: WorkerSettings, **kwargs) -> None:
+        kwargs.setdefault("serializer", JSONSerializer)
+        kwargs.setdefault("job_monitoring_interval", 30)
+        super().__init__(queues, **kwargs)
+        self.settings = settings
+        self.leases = Leases(self.connection, settings.lease_ttl_s)
+        self.reaper = Reaper(self.connection, self.leases, self.queue_names(),
+                             settings.preemption_budget)
+        self._lease: Lease | None = None
+        self._horse_exit: int | None = None
+        self._fenced = threading.Event()
+        self._done = threading.Event()
+        os.environ[ENV_HOME] = str(settings.home)
+        os.environ[ENV_TTL] = str(settings.lease_ttl_s)
+
+    # -- the loop ---------------------------------------------------------------
+    def work(self, *args, **kwargs) -> bool:
+        reaper = threading.Thread(target=self._reap_forever, name="reaper", daemon=True)
+        reaper.start()
+        try:
+            return super().work(*args, **kwargs)
+        finally:
+            self._done.set()
+
+    def _reap_forever(self) -> None:
+        while not self._done.wait(self.settings.reaper_interval_s):
+            try:
+                self.reaper.reap_once()
+            except Exception as exc:  # a Redis blip must not kill the reaper thread
+                log.warning("reaper pass failed: %s", type(exc).__name__)
+
+    # -- one job ----------------------------------------------------------------
+    def execute_job(self, job, queue) -> None:
+        refusal = self._refusal(job)
+        if refusal:
+            self._refuse(job, queue, refusal)
+            return
+        lease = self.leases.claim(job.id, self.name)
+        if lease is None:  # a result is final already (a late duplicate): nothing to run
+            log.info("job %s already has a final result; skipping", job.id)
+            self._drop(job)
+            return
+        self._lease, self._horse_exit = lease, None
+        self._fenced.clear()
+        os.environ[ENV_ATTEMPT] = str(lease.attempt)
+        stop = threading.Event()
+        renewer = threading.Thread(target=self._renew_until, args=(lease, stop),
+                                   name="lease-renewer", daemon=True)
+        renewer.start()
+        try:
+            super().execute_job(job, queue)
+        finally:
+            stop.set()
+            renewer.join()
+            try:
+                self.leases.release(lease)
+            except Exception as exc:
+                log.warning("could not release lease of %s: %s", job.id, type(exc).__name__)
+            self._lease = None
+
+    def _refusal(self, job) -> str | None:
+        if job.func_name != ENTRY_POINT:
+            return (f"refused: job names callable {job.func_name!r}; only {ENTRY_POINT} runs "
+                    "(job specs name a kind, never a function)")
+        try:
+            spec = JobSpec.from_json(job.args[0] if job.args else "")
+        except SpecError as exc:
+            return f"refused: {exc}"
+        if self.settings.code_version and spec.code != self.settings.code_version:
+            return (f"refused: job needs code {spec.code}, this worker runs "
+                    f"{self.settings.code_version}; fix: install the plan's version")
+        return None
+
+    def _refuse(self, job, queue, reason: str) -> None:
+        from jobs.control import fail_job
+
+        log.error("job %s %s", job.id, reason)
+        if "code" in reason and "callable" not in reason:
+            requeue_job(self.connection, job.id, queue.name)  # another worker may run it
+            self.connection.hset(keys.state(job.id), "error", reason)
+            time.sleep(1.0)
+            return
+        fail_job(self.connection, job.id, reason)
+
+    def _drop(self, job) -> None:
+        from rq.registry import StartedJobRegistry
+
+        StartedJobRegistry(job.origin, connection=self.connection,
+                           serializer=JSONSerializer).remove(job)
+
+    def _renew_until(self, lease: Lease, stop: threading.Event) -> None:
+        interval = self.settings.lease_ttl_s / 3
+        last_ok = time.monotonic()
+        while not stop.wait(interval):
+            try:
+                if self.leases.renew(lease):
+                    last_ok = time.monotonic()
+                    continue
+                reason = "lease lost to a newer attempt"
+            except Exception as exc:
+                if time.monotonic() - last_ok < self.settings.lease_ttl_s:
+                    continue
+                reason = f"no renewal for {self.settings.lease_ttl_s:.0f} s ({type(exc).__name__})"
+            log.error("job %s attempt %s: %s; stopping its training", lease.job_id,
+                      lease.attempt, reason)
+            self._fenced.set()
+            self.kill_horse(signal.SIGKILL)
+            return
+
+    # -- the horse ----------------------------------------------------------------
+    def main_work_horse(self, job, queue) -> None:
+        die_with_parent(os.getppid())
+        super().main_work_horse(job, queue)
+
+    def handle_work_horse_killed(self, job, retpid, ret_val, rusage) -> None:
+        if ret_val is not None and os.WIFEXITED(ret_val):
+            self._horse_exit = os.WEXITSTATUS(ret_val)
+        super().handle_work_horse_killed(job, retpid, ret_val, rusage)
+
+    def handle_warm_shutdown_request(self) -> None:
+        """SIGTERM/SIGINT: ask the horse to checkpoint and hand its job back."""
+        super().handle_warm_shutdown_request()
+        if self.horse_pid:
+            log.warning("stop requested: job will checkpoint and be handed back")
+            try:
+                os.kill(self.horse_pid, signal.SIGUSR1)
+            except ProcessLookupError:
+                pass
+
+    # -- failures ----------------------------------------------------------------
+    def handle_job_failure(self, job, queue, started_job_registry=None, exc_string="",
+                           execution=None) -> None:
+        lease = self._lease
+        superseded = (lease is None or self._fenced.is_set()
+                      or self._horse_exit == EXIT_SUPERSEDED
+                      or not self.leases.is_current(job.id, lease.attempt))
+        if superseded:
+            log.warning("job %s: attempt superseded; writing nothing", job.id)
+            return
+        if self._horse_exit == EXIT_HANDBACK:
+            self.connection.hincrby(keys.state(job.id), "handbacks", 1)
+            self.connection.hset(keys.state(job.id), "status", "handed back")
+            requeue_job(self.connection, job.id, queue.name, at_front=True)
+            return
+        self._count_failure(job, queue, exc_string, started_job_registry, execution)
+
+    def _count_failure(self, job, queue, exc_string, registry, execution) -> None:
+        text = exc_string or f"work horse exited with status {self._horse_exit}"
+        last = text.strip().splitlines()[-1] if text.strip() else "unknown error"
+        count = self.connection.hincrby(keys.failures(job.id), last[:200], 1)
+        self.connection.hset(keys.state(job.id), mapping={"error": last[:500],
+                                                          "status": "crashed"})
+        permanent = any(name in last for name in ("KindNotBuilt", "SpecError", "ConfigError"))
+        if count < self.settings.poison_failures and not permanent:
+            log.warning("job %s failed (%s, %s of %s); requeued", job.id, last, count,
+                        self.settings.poison_failures)
+            requeue_job(self.connection, job.id, queue.name)
+            return
+        log.error("job %s failed for good: %s", job.id, last)
+        self.connection.hset(keys.state(job.id), mapping={"status": "failed",
+                                                          "final_error": text})
+        super().handle_job_failure(job, queue, registry, exc_string=text, execution=execution)
+        cancel_dependents(self.connection, job.id, f"dependency {job.id} failed: {last}")
