@@ -21,11 +21,11 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 
-class StopTraining(Exception):  # noqa: N818 - a control-flow signal, not an error
+class StopTraining(Exception):
     """Raised by a training loop that stopped because `should_stop()` said so."""
 
 
-class Superseded(Exception):  # noqa: N818
+class Superseded(Exception):
     """This attempt lost its lease to a newer one; it must stop and publish nothing."""
 
 
@@ -48,6 +48,8 @@ class TrainingContext(Protocol):
 
     def should_stop(self) -> bool: ...
 
-    def save_checkpoint(self, step: int, files: dict[str, bytes], state: dict[str, Any]) -> bool: ...
+    def save_checkpoint(
+        self, step: int, files: dict[str, bytes], state: dict[str, Any]
+    ) -> bool: ...
 
     def latest_checkpoint(self) -> Checkpoint | None: ...

@@ -27,9 +27,16 @@ KEEP_CHECKPOINTS = 3
 class RedisContext:
     """Implements factory.context.TrainingContext for one attempt of one job."""
 
-    def __init__(self, connection: redis.Redis, leases: Leases, lease: Lease,
-                 store: CheckpointStore, stop_flag=None, report_every_s: float = 2.0,
-                 checkpoint_wait_s: float = 30.0) -> None:
+    def __init__(
+        self,
+        connection: redis.Redis,
+        leases: Leases,
+        lease: Lease,
+        store: CheckpointStore,
+        stop_flag=None,
+        report_every_s: float = 2.0,
+        checkpoint_wait_s: float = 30.0,
+    ) -> None:
         self.connection = connection
         self.leases = leases
         self.lease = lease
@@ -62,8 +69,12 @@ class RedisContext:
             self.lease, json.dumps(record.to_dict()), step, KEEP_CHECKPOINTS
         )
         if not published:
-            log.warning("job %s attempt %s superseded: checkpoint %s not published",
-                        self.job_id, self.attempt, step)
+            log.warning(
+                "job %s attempt %s superseded: checkpoint %s not published",
+                self.job_id,
+                self.attempt,
+                step,
+            )
             self.store.discard(record)
             return False
         self.store.publish(record)
@@ -78,6 +89,7 @@ class RedisContext:
     def latest_checkpoint(self) -> Checkpoint | None:
         checkpoint = self.store.latest(self.published_records(), wait_s=self._wait_s)
         self.resumed_from = checkpoint.step if checkpoint else None
-        self.connection.hset(keys.state(self.job_id), "resumed_from",
-                             "" if checkpoint is None else checkpoint.step)
+        self.connection.hset(
+            keys.state(self.job_id), "resumed_from", "" if checkpoint is None else checkpoint.step
+        )
         return checkpoint

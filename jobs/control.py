@@ -21,8 +21,9 @@ def _fetch(connection: redis.Redis, job_id: str) -> Job:
     return Job.fetch(job_id, connection=connection, serializer=JSONSerializer)
 
 
-def requeue_job(connection: redis.Redis, job_id: str, queue_name: str | None = None,
-                at_front: bool = False) -> Job:
+def requeue_job(
+    connection: redis.Redis, job_id: str, queue_name: str | None = None, at_front: bool = False
+) -> Job:
     """Put a job back on its queue (from started or failed), keeping its checkpoints."""
     job = _fetch(connection, job_id)
     queue = queue_for(connection, queue_name or job.origin)
@@ -42,9 +43,15 @@ def fail_job(connection: redis.Redis, job_id: str, reason: str, traceback: str =
         job, ttl=30 * 24 * 3600, exc_string=traceback or reason
     )
     job.set_status(JobStatus.FAILED)
-    connection.hset(keys.state(job_id), mapping={
-        "status": "failed", "error": reason, "final_error": traceback or reason,
-        "failed_at": f"{time.time():.3f}"})
+    connection.hset(
+        keys.state(job_id),
+        mapping={
+            "status": "failed",
+            "error": reason,
+            "final_error": traceback or reason,
+            "failed_at": f"{time.time():.3f}",
+        },
+    )
     cancel_dependents(connection, job_id, f"dependency {job_id} failed: {reason}")
 
 

@@ -29,7 +29,7 @@ ENV_ATTEMPT, ENV_HOME, ENV_TTL = "FACTORY_ATTEMPT", "FACTORY_HOME", "FACTORY_LEA
 _stop_requested = False
 
 
-class KindNotBuilt(Exception):  # noqa: N818
+class KindNotBuilt(Exception):
     """A job kind that this version of the code does not run yet."""
 
 
@@ -73,8 +73,9 @@ def _exit(code: int) -> None:
     os._exit(code)
 
 
-def run_spec(spec: JobSpec, job_id: str, home: Path, connection, leases: Leases,
-             lease: Lease) -> dict[str, Any]:
+def run_spec(
+    spec: JobSpec, job_id: str, home: Path, connection, leases: Leases, lease: Lease
+) -> dict[str, Any]:
     runner = KIND_RUNNERS.get(spec.kind)
     if runner is None:
         raise KindNotBuilt(f"job kind {spec.kind!r} is not built in this version")

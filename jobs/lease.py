@@ -105,8 +105,7 @@ class Leases:
         return value is not None and int(value) == attempt
 
     def publish_checkpoint(self, lease: Lease, record_json: str, step: int, keep: int) -> bool:
-        keys_ = [keys.lease(lease.job_id), keys.checkpoints(lease.job_id),
-                 keys.state(lease.job_id)]
+        keys_ = [keys.lease(lease.job_id), keys.checkpoints(lease.job_id), keys.state(lease.job_id)]
         return bool(self._publish(keys=keys_, args=[lease.token, record_json, keep, step, _now()]))
 
     def finalize(self, lease: Lease, result_json: str) -> bool:

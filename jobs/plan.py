@@ -40,8 +40,12 @@ class PlanEntry:
         return self.spec.kind in BUILT_KINDS
 
     def to_dict(self) -> dict[str, Any]:
-        return {"job_id": self.job_id, "spec": self.spec.to_dict(),
-                "depends_on": list(self.depends_on), "enqueued": self.enqueued}
+        return {
+            "job_id": self.job_id,
+            "spec": self.spec.to_dict(),
+            "depends_on": list(self.depends_on),
+            "enqueued": self.enqueued,
+        }
 
 
 @dataclass(frozen=True)
@@ -59,19 +63,30 @@ class Plan:
         return [e.job_id for e in self.entries]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"plan_id": self.plan_id, "submitted": self.submitted,
-                "jobs": [e.to_dict() for e in self.entries]}
+        return {
+            "plan_id": self.plan_id,
+            "submitted": self.submitted,
+            "jobs": [e.to_dict() for e in self.entries],
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Plan:
-        entries = tuple(PlanEntry(JobSpec.from_dict(j["spec"]), tuple(j["depends_on"]))
-                        for j in data["jobs"])
+        entries = tuple(
+            PlanEntry(JobSpec.from_dict(j["spec"]), tuple(j["depends_on"])) for j in data["jobs"]
+        )
         return cls(entries, data.get("submitted", {}))
 
 
-def build_plan(base: JobSpec, models: list[str], horizon: int, params: dict[str, dict[str, str]],
-               folds: int = 5, cv: bool = True, ensemble: bool = True,
-               data_spec: JobSpec | None = None) -> Plan:
+def build_plan(
+    base: JobSpec,
+    models: list[str],
+    horizon: int,
+    params: dict[str, dict[str, str]],
+    folds: int = 5,
+    cv: bool = True,
+    ensemble: bool = True,
+    data_spec: JobSpec | None = None,
+) -> Plan:
     """The default DAG. `base` carries symbol, code and dataset; `params` is per model."""
     entries: list[PlanEntry] = []
     data_deps: tuple[str, ...] = ()
@@ -88,8 +103,9 @@ def build_plan(base: JobSpec, models: list[str], horizon: int, params: dict[str,
         entries.append(PlanEntry(train, data_deps))
         train_ids.append(train.job_id)
         for k in range(folds if cv else 0):
-            fold = JobSpec(kind="cv", model=model, params=params.get(model, {}), fold=k,
-                           folds=folds, **common)
+            fold = JobSpec(
+                kind="cv", model=model, params=params.get(model, {}), fold=k, folds=folds, **common
+            )
             entries.append(PlanEntry(fold, (train.job_id,)))
             cv_ids.append(fold.job_id)
     tail = train_ids + cv_ids
@@ -124,8 +140,9 @@ def queue_for(connection: redis.Redis, name: str = keys.QUEUE) -> Queue:
     return Queue(name, connection=connection, serializer=JSONSerializer)
 
 
-def enqueue_plan(connection: redis.Redis, plan: Plan, home: Path,
-                 queue_name: str = keys.QUEUE) -> bool:
+def enqueue_plan(
+    connection: redis.Redis, plan: Plan, home: Path, queue_name: str = keys.QUEUE
+) -> bool:
     """Enqueue every built job of `plan`; False (and nothing new) when it was submitted before."""
     if connection.exists(keys.plan(plan.plan_id)):
         return False
@@ -149,8 +166,13 @@ def enqueue_entry(queue: Queue, entry: PlanEntry) -> Job | None:
         return None
     deps = [d for d in entry.depends_on if Job.exists(d, connection=queue.connection)]
     return queue.enqueue(
-        ENTRY_POINT, entry.spec.to_json(), job_id=entry.job_id, depends_on=deps or None,
-        job_timeout=-1, result_ttl=-1, failure_ttl=30 * 24 * 3600,
+        ENTRY_POINT,
+        entry.spec.to_json(),
+        job_id=entry.job_id,
+        depends_on=deps or None,
+        job_timeout=-1,
+        result_ttl=-1,
+        failure_ttl=30 * 24 * 3600,
         description=f"{entry.spec.kind} {entry.spec.model or entry.spec.symbol}",
     )
 

@@ -34,8 +34,13 @@ return out
 
 
 class Reaper:
-    def __init__(self, connection: redis.Redis, leases: Leases, queue_names: list[str],
-                 preemption_budget: int = DEFAULT_PREEMPTION_BUDGET) -> None:
+    def __init__(
+        self,
+        connection: redis.Redis,
+        leases: Leases,
+        queue_names: list[str],
+        preemption_budget: int = DEFAULT_PREEMPTION_BUDGET,
+    ) -> None:
         self.connection = connection
         self.leases = leases
         self.queue_names = queue_names
@@ -43,8 +48,9 @@ class Reaper:
         self._scan = connection.register_script(_SCAN)
 
     def candidates(self, queue_name: str) -> list[tuple[str, int]]:
-        registry = StartedJobRegistry(queue_name, connection=self.connection,
-                                      serializer=JSONSerializer)
+        registry = StartedJobRegistry(
+            queue_name, connection=self.connection, serializer=JSONSerializer
+        )
         flat = self._scan(keys=[registry.key], args=[keys.PREFIX + ":"])
         return [(flat[i].decode(), int(flat[i + 1])) for i in range(0, len(flat), 2)]
 
@@ -60,17 +66,24 @@ class Reaper:
                     requeued.append(job_id)
         return requeued
 
-    def _requeue_or_fail(self, queue_name: str, job_id: str, attempt: int,
-                         preemptions: int) -> bool:
+    def _requeue_or_fail(
+        self, queue_name: str, job_id: str, attempt: int, preemptions: int
+    ) -> bool:
         from jobs.control import fail_job, requeue_job
 
         if preemptions > self.preemption_budget:
-            reason = (f"preempted {preemptions} times (budget {self.preemption_budget}); "
-                      "fix: raise --preemption-budget or look for a worker that keeps dying")
+            reason = (
+                f"preempted {preemptions} times (budget {self.preemption_budget}); "
+                "fix: raise --preemption-budget or look for a worker that keeps dying"
+            )
             fail_job(self.connection, job_id, reason)
             return False
-        log.warning("job %s: lease of attempt %s expired; requeued (preemption %s)",
-                    job_id, attempt, preemptions)
+        log.warning(
+            "job %s: lease of attempt %s expired; requeued (preemption %s)",
+            job_id,
+            attempt,
+            preemptions,
+        )
         requeue_job(self.connection, job_id, queue_name, at_front=True)
         return True
 

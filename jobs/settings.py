@@ -25,7 +25,7 @@ URL_FIX = "pass --redis-url / set REDIS_URL"
 _USERINFO = re.compile(r"(\b[a-z][a-z0-9+.-]*://)([^\s:/@]*):([^\s/@]*)@", re.IGNORECASE)
 _LONE_USERINFO = re.compile(r"(\brediss?://)([^\s:/@]+)@", re.IGNORECASE)
 _SECRET_QUERY = re.compile(r"([?&][a-z_]*password=)([^&\s]*)", re.IGNORECASE)
-_REDIS_PY_PREFIX = re.compile(r"^Error -?\d+ connecting to \S+?\.\s*")
+_REDIS_PY_PREFIX = re.compile(r"^Error -?\d+ connecting to \S+:\d+\.\s*")
 
 
 class RedisConfigError(Exception):

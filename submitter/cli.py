@@ -13,7 +13,7 @@ import importlib
 import sys
 
 # subcommand modules, in the order `factory --help` lists them
-SUBCOMMAND_MODULES = ("factory.cli",)
+SUBCOMMAND_MODULES = ("factory.cli", "worker.cli", "submitter.status")
 EXIT_USAGE = 2
 
 

@@ -1,17 +1,86 @@
-"""The `submit` command. The runner (plans, enqueueing, workers) is issue #3 and not built yet."""
+"""The `submit` command: build the plan and enqueue it, idempotently."""
 
 from __future__ import annotations
 
+import argparse
+import json
 import sys
+from pathlib import Path
+
+from submitter.common import add_connection_args, connection_of, home_of
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="submit",
+        description="Submit a plan: a data job, then one train job per model (CV folds, the "
+        "ensemble and the report have their place in the plan). Submitting the same thing "
+        "twice creates nothing new.",
+    )
+    p.add_argument("--models", required=True, help="comma-separated, e.g. xgboost,lstm")
+    p.add_argument("--symbol", required=True, help="e.g. MES, MGC")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--raw", type=Path, help="1-minute bars (parquet or CSV)")
+    src.add_argument("--dataset", type=Path, help="a dataset folder built by `factory data`")
+    p.add_argument("--tz", default="UTC", help="timezone of naive timestamps (default UTC)")
+    p.add_argument("--tick-size", type=float, help="for symbols without a known spec")
+    p.add_argument("--horizon", type=int, default=20, help="label horizon in bars (default 20)")
+    p.add_argument("--folds", type=int, default=5, help="purged CV folds (default 5)")
+    p.add_argument("--no-cv", action="store_true", help="no cross-validation jobs")
+    p.add_argument("--no-ensemble", action="store_true", help="no ensemble job")
+    p.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="[MODEL.]KEY=VALUE",
+        help="hyperparameter override; without MODEL. it applies to every model "
+        "(e.g. profile=tiny)",
+    )
+    add_connection_args(p)
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    from jobs.plan import enqueue_plan
+    from jobs.status import job_rows
+    from jobs.submission import Submission, plan_for
+    from submitter.status import print_rows
+
+    models = tuple(m.strip() for m in args.models.split(",") if m.strip())
+    sub = Submission(
+        models=models,
+        symbol=args.symbol,
+        raw=args.raw,
+        dataset=args.dataset,
+        tz=args.tz,
+        horizon=args.horizon,
+        folds=args.folds,
+        cv=not args.no_cv,
+        ensemble=not args.no_ensemble,
+        params=tuple(args.param),
+        tick_size=args.tick_size,
+    )
+    plan = plan_for(sub)  # every check before anything touches Redis
+    connection = connection_of(args)
+    created = enqueue_plan(connection, plan, home_of(args))
+    rows = job_rows(connection, plan)
+    if args.json:
+        print(json.dumps({"plan_id": plan.plan_id, "created": created, "jobs": rows}))
+        return 0
+    verb = "submitted" if created else "already submitted (nothing new enqueued)"
+    print(f"plan {plan.plan_id} {verb}: {len(plan.entries)} jobs")
+    print_rows(rows)
+    print(f"\nwatch it with: factory status --plan {plan.plan_id} --watch")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    print(
-        "error: `submit` is not available yet: the runner (job plans and workers) is not built "
-        "in this version; fix: build a dataset with `factory data` for now",
-        file=sys.stderr,
-    )
-    return 2
+    from submitter.cli import run_handler
+
+    args = build_parser().parse_args(argv)
+    args.handler = run
+    return run_handler(args)
 
 
 if __name__ == "__main__":

@@ -7,18 +7,21 @@ import argparse
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
-        "worker", help="run a worker that takes jobs from the queue",
+        "worker",
+        help="run a worker that takes jobs from the queue",
         description="Run a worker with leases: a job whose worker dies is resumed from its "
         "last checkpoint by another worker. Ctrl+C (or SIGTERM) checkpoints and hands the "
-        "job back.")
+        "job back.",
+    )
     p.add_argument("--redis-url", help="Redis URL (default $REDIS_URL, else the embedded Redis)")
     p.add_argument("--home", help="storage root (default $FACTORY_HOME, else ./factory_home)")
     p.add_argument("--name", help="worker name (default host-pid-random)")
     p.add_argument("--burst", action="store_true", help="quit when the queues are empty")
     p.add_argument("--queues", nargs="+", help="queues to work (default: mlf)")
     p.add_argument("--lease-ttl", type=float, default=30.0, help="lease TTL in seconds (30)")
-    p.add_argument("--reaper-interval", type=float, default=5.0,
-                   help="seconds between reaper passes (5)")
+    p.add_argument(
+        "--reaper-interval", type=float, default=5.0, help="seconds between reaper passes (5)"
+    )
     p.add_argument("--max-jobs", type=int, help="quit after this many jobs")
     p.add_argument("--log-level", default="INFO")
     p.set_defaults(handler=run)
@@ -27,8 +30,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from worker.run import run_worker
 
-    run_worker(redis_url=args.redis_url, home=args.home, name=args.name, burst=args.burst,
-               queues=args.queues, lease_ttl_s=args.lease_ttl,
-               reaper_interval_s=args.reaper_interval, max_jobs=args.max_jobs,
-               log_level=args.log_level)
+    run_worker(
+        redis_url=args.redis_url,
+        home=args.home,
+        name=args.name,
+        burst=args.burst,
+        queues=args.queues,
+        lease_ttl_s=args.lease_ttl,
+        reaper_interval_s=args.reaper_interval,
+        max_jobs=args.max_jobs,
+        log_level=args.log_level,
+    )
     return 0

@@ -32,16 +32,31 @@ def _setup_logging(level: str, url: str | None) -> None:
     root.setLevel(level)
 
 
-def run_worker(redis_url: str | None = None, home: str | os.PathLike | None = None,
-               name: str | None = None, burst: bool = False, queues: list[str] | None = None,
-               lease_ttl_s: float = 30.0, reaper_interval_s: float = 5.0,
-               max_jobs: int | None = None, log_level: str = "INFO") -> bool:
+def run_worker(
+    redis_url: str | None = None,
+    home: str | os.PathLike | None = None,
+    name: str | None = None,
+    burst: bool = False,
+    queues: list[str] | None = None,
+    lease_ttl_s: float = 30.0,
+    reaper_interval_s: float = 5.0,
+    max_jobs: int | None = None,
+    log_level: str = "INFO",
+) -> bool:
     """Work jobs until stopped (or, with burst, until the queues are empty)."""
     home_path = Path(home or os.environ.get("FACTORY_HOME") or "factory_home").absolute()
     _setup_logging(log_level, redis_url or os.environ.get("REDIS_URL"))
     connection = connect(redis_url, home_path)
-    settings = WorkerSettings(home=home_path, lease_ttl_s=lease_ttl_s,
-                              reaper_interval_s=reaper_interval_s, code_version=code_version())
-    worker = LeasedWorker(queues or [keys.QUEUE], connection=connection,
-                          name=name or default_name(), settings=settings)
+    settings = WorkerSettings(
+        home=home_path,
+        lease_ttl_s=lease_ttl_s,
+        reaper_interval_s=reaper_interval_s,
+        code_version=code_version(),
+    )
+    worker = LeasedWorker(
+        queues or [keys.QUEUE],
+        connection=connection,
+        name=name or default_name(),
+        settings=settings,
+    )
     return worker.work(burst=burst, max_jobs=max_jobs, logging_level=log_level)

@@ -8,6 +8,7 @@ for a whole TTL (self-fencing), and runs the reaper every few seconds, busy or i
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -49,8 +50,9 @@ class LeasedWorker(Worker):
         super().__init__(queues, **kwargs)
         self.settings = settings
         self.leases = Leases(self.connection, settings.lease_ttl_s)
-        self.reaper = Reaper(self.connection, self.leases, self.queue_names(),
-                             settings.preemption_budget)
+        self.reaper = Reaper(
+            self.connection, self.leases, self.queue_names(), settings.preemption_budget
+        )
         self._lease: Lease | None = None
         self._horse_exit: int | None = None
         self._fenced = threading.Event()
@@ -89,8 +91,9 @@ class LeasedWorker(Worker):
         self._fenced.clear()
         os.environ[ENV_ATTEMPT] = str(lease.attempt)
         stop = threading.Event()
-        renewer = threading.Thread(target=self._renew_until, args=(lease, stop),
-                                   name="lease-renewer", daemon=True)
+        renewer = threading.Thread(
+            target=self._renew_until, args=(lease, stop), name="lease-renewer", daemon=True
+        )
         renewer.start()
         try:
             super().execute_job(job, queue)
@@ -105,15 +108,19 @@ class LeasedWorker(Worker):
 
     def _refusal(self, job) -> str | None:
         if job.func_name != ENTRY_POINT:
-            return (f"refused: job names callable {job.func_name!r}; only {ENTRY_POINT} runs "
-                    "(job specs name a kind, never a function)")
+            return (
+                f"refused: job names callable {job.func_name!r}; only {ENTRY_POINT} runs "
+                "(job specs name a kind, never a function)"
+            )
         try:
             spec = JobSpec.from_json(job.args[0] if job.args else "")
         except SpecError as exc:
             return f"refused: {exc}"
         if self.settings.code_version and spec.code != self.settings.code_version:
-            return (f"refused: job needs code {spec.code}, this worker runs "
-                    f"{self.settings.code_version}; fix: install the plan's version")
+            return (
+                f"refused: job needs code {spec.code}, this worker runs "
+                f"{self.settings.code_version}; fix: install the plan's version"
+            )
         return None
 
     def _refuse(self, job, queue, reason: str) -> None:
@@ -130,8 +137,9 @@ class LeasedWorker(Worker):
     def _drop(self, job) -> None:
         from rq.registry import StartedJobRegistry
 
-        StartedJobRegistry(job.origin, connection=self.connection,
-                           serializer=JSONSerializer).remove(job)
+        StartedJobRegistry(
+            job.origin, connection=self.connection, serializer=JSONSerializer
+        ).remove(job)
 
     def _renew_until(self, lease: Lease, stop: threading.Event) -> None:
         interval = self.settings.lease_ttl_s / 3
@@ -146,8 +154,9 @@ class LeasedWorker(Worker):
                 if time.monotonic() - last_ok < self.settings.lease_ttl_s:
                     continue
                 reason = f"no renewal for {self.settings.lease_ttl_s:.0f} s ({type(exc).__name__})"
-            log.error("job %s attempt %s: %s; stopping its training", lease.job_id,
-                      lease.attempt, reason)
+            log.error(
+                "job %s attempt %s: %s; stopping its training", lease.job_id, lease.attempt, reason
+            )
             self._fenced.set()
             self.kill_horse(signal.SIGKILL)
             return
@@ -167,18 +176,20 @@ class LeasedWorker(Worker):
         super().handle_warm_shutdown_request()
         if self.horse_pid:
             log.warning("stop requested: job will checkpoint and be handed back")
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(self.horse_pid, signal.SIGUSR1)
-            except ProcessLookupError:
-                pass
 
     # -- failures ----------------------------------------------------------------
-    def handle_job_failure(self, job, queue, started_job_registry=None, exc_string="",
-                           execution=None) -> None:
+    def handle_job_failure(
+        self, job, queue, started_job_registry=None, exc_string="", execution=None
+    ) -> None:
         lease = self._lease
-        superseded = (lease is None or self._fenced.is_set()
-                      or self._horse_exit == EXIT_SUPERSEDED
-                      or not self.leases.is_current(job.id, lease.attempt))
+        superseded = (
+            lease is None
+            or self._fenced.is_set()
+            or self._horse_exit == EXIT_SUPERSEDED
+            or not self.leases.is_current(job.id, lease.attempt)
+        )
         if superseded:
             log.warning("job %s: attempt superseded; writing nothing", job.id)
             return
@@ -193,16 +204,19 @@ class LeasedWorker(Worker):
         text = exc_string or f"work horse exited with status {self._horse_exit}"
         last = text.strip().splitlines()[-1] if text.strip() else "unknown error"
         count = self.connection.hincrby(keys.failures(job.id), last[:200], 1)
-        self.connection.hset(keys.state(job.id), mapping={"error": last[:500],
-                                                          "status": "crashed"})
+        self.connection.hset(keys.state(job.id), mapping={"error": last[:500], "status": "crashed"})
         permanent = any(name in last for name in ("KindNotBuilt", "SpecError", "ConfigError"))
         if count < self.settings.poison_failures and not permanent:
-            log.warning("job %s failed (%s, %s of %s); requeued", job.id, last, count,
-                        self.settings.poison_failures)
+            log.warning(
+                "job %s failed (%s, %s of %s); requeued",
+                job.id,
+                last,
+                count,
+                self.settings.poison_failures,
+            )
             requeue_job(self.connection, job.id, queue.name)
             return
         log.error("job %s failed for good: %s", job.id, last)
-        self.connection.hset(keys.state(job.id), mapping={"status": "failed",
-                                                          "final_error": text})
+        self.connection.hset(keys.state(job.id), mapping={"status": "failed", "final_error": text})
         super().handle_job_failure(job, queue, registry, exc_string=text, execution=execution)
         cancel_dependents(self.connection, job.id, f"dependency {job.id} failed: {last}")

@@ -1,0 +1,68 @@
+"""Rebuild the queue state of a plan from its ledger after Redis lost it (restarted empty).
+
+The ledger (<home>/ledger/<plan_id>.json) holds every spec and dependency; each job's
+checkpoint manifest on disk holds its published checkpoints. Jobs whose RQ record is
+gone are enqueued again with the same ids and dependencies; their attempt counters
+and checkpoint lists are restored first, so they resume where they were.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import redis
+from rq.job import Job
+
+from factory.checkpoint import CheckpointStore
+from jobs import keys
+from jobs.errors import RunnerError
+from jobs.plan import enqueue_entry, queue_for, read_ledger
+
+
+def recover_plan(connection: redis.Redis, home: Path, plan_id: str) -> dict:
+    """Re-enqueue what the plan lost; returns counts of what was done."""
+    try:
+        plan = read_ledger(home, plan_id)
+    except FileNotFoundError as exc:
+        raise RunnerError(
+            f"no ledger for {plan_id} under {home / 'ledger'}; fix: pass the "
+            "--home the plan was submitted with"
+        ) from exc
+    queue = queue_for(connection)
+    restored, present = [], []
+    for entry in plan.entries:
+        if not entry.enqueued:
+            continue
+        if Job.exists(entry.job_id, connection=connection):
+            present.append(entry.job_id)
+            continue
+        _restore_checkpoints(connection, home, entry.job_id)
+        enqueue_entry(queue, entry)
+        restored.append(entry.job_id)
+    pipe = connection.pipeline()
+    pipe.set(keys.plan(plan_id), json.dumps(plan.to_dict()))
+    pipe.sadd(keys.OPEN_PLANS, plan_id)
+    pipe.zadd(keys.ALL_PLANS, {plan_id: time.time()}, nx=True)
+    pipe.execute()
+    return {"plan_id": plan_id, "restored": restored, "present": present}
+
+
+def _restore_checkpoints(connection: redis.Redis, home: Path, job_id: str) -> None:
+    records = CheckpointStore(home / "checkpoints", job_id).records()
+    if not records:
+        return
+    pipe = connection.pipeline()
+    pipe.delete(keys.checkpoints(job_id))
+    pipe.rpush(keys.checkpoints(job_id), *[json.dumps(r.to_dict()) for r in records])
+    top = max(r.attempt for r in records)
+    pipe.set(keys.attempts(job_id), top, nx=True)
+    pipe.hset(
+        keys.state(job_id),
+        mapping={
+            "checkpoint_step": records[0].step,
+            "checkpoint_at": f"{records[0].created_at:.3f}",
+        },
+    )
+    pipe.execute()

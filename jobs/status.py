@@ -1,0 +1,95 @@
+"""One row per job of a plan: what `factory status` shows (and `--json` prints)."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import redis
+from rq.job import Job
+from rq.serializers import JSONSerializer
+
+from jobs import keys
+from jobs.plan import Plan
+
+FIELDS = (
+    "id",
+    "kind",
+    "model",
+    "status",
+    "attempt",
+    "worker",
+    "step",
+    "total",
+    "checkpoint_step",
+    "checkpoint_age_s",
+    "resumed_from",
+    "lease_age_s",
+    "error",
+)
+
+
+def _int(value: bytes | None) -> int | None:
+    try:
+        return int(float(value)) if value not in (None, b"") else None
+    except ValueError:
+        return None
+
+
+def _age(value: bytes | None, now: float) -> float | None:
+    return round(now - float(value), 1) if value not in (None, b"") else None
+
+
+def job_rows(connection: redis.Redis, plan: Plan) -> list[dict[str, Any]]:
+    now = time.time()
+    ids = [e.job_id for e in plan.entries]
+    jobs = dict(
+        zip(ids, Job.fetch_many(ids, connection=connection, serializer=JSONSerializer), strict=True)
+    )
+    pipe = connection.pipeline()
+    for job_id in ids:
+        pipe.hgetall(keys.state(job_id))
+        pipe.get(keys.lease(job_id))
+    replies = pipe.execute()
+    rows = []
+    for i, entry in enumerate(plan.entries):
+        state = {k.decode(): v for k, v in replies[2 * i].items()}
+        lease = replies[2 * i + 1]
+        rows.append(_row(entry, jobs[entry.job_id], state, lease, now))
+    return rows
+
+
+def _status(entry, job, state: dict) -> str:
+    if not entry.enqueued:
+        return "not built"
+    if state.get("status") == b"canceled":
+        return "canceled"
+    if job is None:
+        return "missing"
+    status = job.get_status(refresh=False)
+    return str(status.value if hasattr(status, "value") else status)
+
+
+def _row(entry, job, state: dict, lease: bytes | None, now: float) -> dict[str, Any]:
+    live = lease is not None
+    return {
+        "id": entry.job_id,
+        "kind": entry.spec.kind,
+        "model": entry.spec.model or ("+".join(entry.spec.members) or ""),
+        "status": _status(entry, job, state),
+        "attempt": _int(state.get("attempt")),
+        "worker": (state.get("worker", b"").decode() or None) if live else None,
+        "step": _int(state.get("step")),
+        "total": _int(state.get("total")),
+        "checkpoint_step": _int(state.get("checkpoint_step")),
+        "checkpoint_age_s": _age(state.get("checkpoint_at"), now),
+        "resumed_from": _int(state.get("resumed_from")),
+        "lease_age_s": _age(state.get("renewed_at"), now) if live else None,
+        "error": (state.get("error") or b"").decode() or None,
+    }
+
+
+def result_of(connection: redis.Redis, job_id: str) -> dict[str, Any] | None:
+    raw = connection.get(keys.result(job_id))
+    return json.loads(raw) if raw else None

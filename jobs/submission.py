@@ -1,0 +1,157 @@
+"""Turn `submit`'s arguments into a plan: validate everything before anything is enqueued."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from factory.symbols import symbol_spec
+from jobs.catalog import check_params, model_names
+from jobs.plan import Plan, build_plan
+from jobs.spec import JobSpec, SpecError
+from jobs.versioning import code_version
+
+DEFAULT_HORIZONS = (5, 10, 15, 20)
+
+
+class SubmitError(Exception):
+    user_facing = True
+
+
+@dataclass(frozen=True)
+class Submission:
+    models: tuple[str, ...]
+    symbol: str
+    raw: Path | None = None
+    dataset: Path | None = None
+    tz: str = "UTC"
+    horizon: int = 20
+    folds: int = 5
+    cv: bool = True
+    ensemble: bool = True
+    params: tuple[str, ...] = ()
+    tick_size: float | None = None
+
+
+def parse_params(items: tuple[str, ...], models: tuple[str, ...]) -> dict[str, dict[str, str]]:
+    """`[MODEL.]KEY=VALUE` items: a key without a model prefix applies to every model."""
+    out: dict[str, dict[str, str]] = {m: {} for m in models}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise SubmitError(
+                f"--param {item!r} is not KEY=VALUE; fix: e.g. --param "
+                "profile=tiny or --param xgboost.max_depth=4"
+            )
+        model, dot, name = key.strip().rpartition(".")
+        targets = [model] if dot else list(models)
+        if dot and model not in models:
+            raise SubmitError(
+                f"--param {item!r} names model {model!r}, which is not in "
+                f"--models {','.join(models)}"
+            )
+        for target in targets:
+            out[target][name] = value.strip()
+    return out
+
+
+def _check_models(models: tuple[str, ...]) -> None:
+    known = model_names()
+    unknown = [m for m in models if m not in known]
+    if not models or unknown:
+        raise SubmitError(
+            f"unknown model(s) {unknown or '(none given)'}; fix: choose from {', '.join(known)}"
+        )
+    if len(set(models)) != len(models):
+        raise SubmitError(f"--models {','.join(models)} names a model twice")
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 22), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _data_spec(sub: Submission, code: str) -> JobSpec:
+    raw = sub.raw.absolute()
+    if not raw.is_file():
+        raise SubmitError(f"{raw}: file not found; fix: check the --raw path")
+    try:
+        ZoneInfo(sub.tz)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise SubmitError(
+            f"timezone {sub.tz!r} is unknown; fix: use an IANA name like America/New_York"
+        ) from exc
+    spec = symbol_spec(sub.symbol, sub.tick_size)
+    horizons = sorted(set(DEFAULT_HORIZONS) | {sub.horizon})
+    config = {
+        "symbol": spec.symbol,
+        "tick_size": spec.tick_size,
+        "tick_value_usd": spec.tick_value_usd,
+        "tz": sub.tz,
+        "horizons": horizons,
+    }
+    dataset = {"raw_path": str(raw), "raw_sha256": _file_sha256(raw), "config": config}
+    return JobSpec(kind="data", symbol=spec.symbol, code=code, dataset=dataset)
+
+
+def _existing_dataset(sub: Submission) -> dict:
+    manifest_path = sub.dataset.absolute() / "manifest.json"
+    if not manifest_path.is_file():
+        raise SubmitError(
+            f"{sub.dataset}: no manifest.json; fix: pass a folder built by "
+            "`factory data` (data/processed/<SYMBOL>/<id>)"
+        )
+    manifest = json.loads(manifest_path.read_text())
+    if sub.horizon not in manifest["config"]["horizons"]:
+        raise SubmitError(
+            f"--horizon {sub.horizon} is not in the dataset's horizons "
+            f"{manifest['config']['horizons']}"
+        )
+    return {"dataset_dir": str(sub.dataset.absolute()), "dataset_id": manifest["dataset_id"]}
+
+
+def plan_for(sub: Submission) -> Plan:
+    """The plan of a submission, or a SubmitError naming the first problem."""
+    _check_models(sub.models)
+    if (sub.raw is None) == (sub.dataset is None):
+        raise SubmitError("give exactly one of --raw FILE or --dataset DIR")
+    if sub.horizon < 1 or sub.folds < 2:
+        raise SubmitError("--horizon must be >= 1 and --folds >= 2")
+    params = parse_params(sub.params, sub.models)
+    for model, values in params.items():
+        check_params(model, values)
+    code = code_version()
+    try:
+        if sub.raw is not None:
+            data = _data_spec(sub, code)
+            base, data_spec = data, data
+        else:
+            base = JobSpec(
+                kind="data",
+                symbol=symbol_spec(sub.symbol, sub.tick_size).symbol,
+                code=code,
+                dataset=_existing_dataset(sub),
+            )
+            data_spec = None
+    except SpecError as exc:
+        raise SubmitError(str(exc)) from exc
+    plan = build_plan(
+        base,
+        list(sub.models),
+        sub.horizon,
+        params,
+        folds=sub.folds,
+        cv=sub.cv,
+        ensemble=sub.ensemble,
+        data_spec=data_spec,
+    )
+    return Plan(
+        plan.entries,
+        {"models": list(sub.models), "symbol": base.symbol, "horizon": sub.horizon, "code": code},
+    )

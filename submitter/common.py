@@ -1,0 +1,37 @@
+"""What every submitter command shares: --redis-url/--home, the connection, output."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+
+def add_connection_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--redis-url",
+        help="Redis URL (default $REDIS_URL, else the embedded Redis "
+        "of --home); rediss:// with a password works; never printed",
+    )
+    p.add_argument("--home", help="storage root (default $FACTORY_HOME, else ./factory_home)")
+
+
+def home_of(args: argparse.Namespace) -> Path:
+    return Path(args.home or os.environ.get("FACTORY_HOME") or "factory_home").absolute()
+
+
+def connection_of(args: argparse.Namespace):
+    from jobs.settings import connect
+
+    return connect(args.redis_url, home_of(args))
+
+
+def table(rows: list[dict], columns: list[tuple[str, str]]) -> str:
+    """A plain text table of `rows` with (header, key) columns."""
+    cells = [[h for h, _ in columns]]
+    for row in rows:
+        cells.append(["-" if row.get(k) is None else str(row.get(k)) for _, k in columns])
+    widths = [max(len(r[i]) for r in cells) for i in range(len(columns))]
+    return "\n".join(
+        "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cells
+    )
