@@ -51,3 +51,25 @@ def random_bars(
 @pytest.fixture
 def bars_factory():
     return random_bars
+
+
+@pytest.fixture
+def redis_server(tmp_path):
+    """A real redis-server on a free port, with AOF on, owned by the test."""
+    from tests.redis_server import RedisServer
+
+    with RedisServer(tmp_path / "redis", appendonly=True) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def small_dataset(tmp_path_factory) -> Path:
+    """A small synthetic MES dataset (horizon 5), built once per test session."""
+    from factory.config import DatasetConfig
+    from factory.dataset import build_dataset
+    from factory.synthetic import synthetic_bars, write_raw
+
+    home = tmp_path_factory.mktemp("dataset-home")
+    raw = write_raw(synthetic_bars("MES", days=6, seed=5), home / "MES_1m.parquet")
+    config = DatasetConfig(symbol="MES", tick_size=0.25, horizons=(5,), lookback_bars=32)
+    return build_dataset(raw, config, home).dataset_dir

@@ -1,0 +1,66 @@
+"""Leases and fencing against a real redis-server: every write is a compare-and-set."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from jobs import keys
+from jobs.lease import Leases
+
+
+@pytest.fixture
+def leases(redis_server):
+    return Leases(redis_server.client(), ttl_s=1.0)
+
+
+def test_each_claim_is_a_new_attempt_with_a_live_lease(leases):
+    first = leases.claim("j1", "w1")
+    second = leases.claim("j1", "w2")
+    assert (first.attempt, second.attempt) == (1, 2)
+    assert leases.holds(second) and not leases.holds(first)
+    assert leases.is_current("j1", 2) and not leases.is_current("j1", 1)
+
+
+def test_only_the_holder_renews_publishes_and_finalizes(leases):
+    old = leases.claim("j1", "w1")
+    new = leases.claim("j1", "w2")
+    assert not leases.renew(old)
+    assert not leases.publish_checkpoint(old, "{}", 5, keep=3)
+    assert not leases.finalize(old, '{"zombie": true}')
+    assert leases.renew(new)
+    assert leases.publish_checkpoint(new, '{"step": 5}', 5, keep=3)
+    assert leases.finalize(new, '{"ok": true}')
+    assert not leases.finalize(new, '{"again": true}')  # a result is final once
+    assert leases.connection.get(keys.result("j1")) == b'{"ok": true}'
+
+
+def test_an_expired_lease_fences_its_attempt(leases):
+    lease = leases.claim("j1", "w1")
+    time.sleep(1.2)
+    assert not leases.renew(lease)
+    assert not leases.publish_checkpoint(lease, "{}", 1, keep=3)
+
+
+def test_checkpoint_list_keeps_the_newest(leases):
+    lease = leases.claim("j1", "w1")
+    for step in range(5):
+        assert leases.publish_checkpoint(lease, f'{{"step": {step}}}', step, keep=3)
+    assert leases.connection.lrange(keys.checkpoints("j1"), 0, -1) == [
+        b'{"step": 4}', b'{"step": 3}', b'{"step": 2}']
+
+
+def test_reap_wins_once_per_attempt_and_never_while_the_lease_lives(leases):
+    lease = leases.claim("j1", "w1")
+    assert leases.reap("j1", lease.attempt) == 0  # lease alive
+    leases.release(lease)
+    assert leases.reap("j1", lease.attempt) == 1
+    assert leases.reap("j1", lease.attempt) == 0  # a second reaper loses
+    assert leases.reap("j1", 99) == 0  # not the current attempt
+
+
+def test_claim_refuses_a_job_with_a_final_result(leases):
+    lease = leases.claim("j1", "w1")
+    assert leases.finalize(lease, "{}")
+    assert leases.claim("j1", "w2") is None
