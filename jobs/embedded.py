@@ -74,11 +74,9 @@ def redis_server_binary() -> str:
 
 def _is_script(path: str) -> bool:
     """True for a launcher script (`#!`), such as a pyenv shim, rather than a real binary."""
-    try:
-        with open(path, "rb") as handle:
-            return handle.read(2) == b"#!"
-    except OSError:
-        return True
+    with contextlib.suppress(OSError), open(path, "rb") as handle:
+        return handle.read(2) == b"#!"
+    return True
 
 
 def embedded_url(home: Path) -> str:
@@ -141,6 +139,11 @@ def _locked(folder: Path):
                         f"{LOCK_TIMEOUT_S:g}s; fix: stop the stuck command, or set REDIS_URL"
                     ) from None
                 time.sleep(0.05)
+            except OSError as exc:  # a file system without locks (a network or FUSE mount)
+                raise RedisConfigError(
+                    f"cannot lock {folder}/.lock ({exc.strerror}); fix: use a local --home "
+                    "for the embedded Redis, or set REDIS_URL"
+                ) from None
         try:
             yield
         finally:
@@ -148,13 +151,11 @@ def _locked(folder: Path):
 
 
 def _read_state(folder: Path) -> dict | None:
-    try:
+    with contextlib.suppress(OSError, ValueError):
         state = json.loads((folder / STATE_FILE).read_text())
-    except (OSError, ValueError):
-        return None
-    if not isinstance(state, dict) or not {"port", "password"} <= state.keys():
-        return None
-    return state
+        if isinstance(state, dict) and {"port", "password"} <= state.keys():
+            return state
+    return None
 
 
 def _write_state(folder: Path, state: dict) -> None:
@@ -170,13 +171,7 @@ def _url(state: dict) -> str:
 
 
 def _client(state: dict) -> redis.Redis:
-    return redis.Redis(
-        host="127.0.0.1",
-        port=state["port"],
-        password=state["password"],
-        socket_timeout=5,
-        retry=Retry(NoBackoff(), 0),
-    )
+    return redis.Redis.from_url(_url(state), socket_timeout=5, retry=Retry(NoBackoff(), 0))
 
 
 def _answers(state: dict) -> bool:
@@ -239,15 +234,11 @@ def _start(folder: Path, old: dict | None) -> dict:
         state = {"port": port, "password": password, "pid": None, "binary": binary}
         _write_config(folder, state)
         _write_state(folder, state)  # keep the password even if the start fails
-        error = _launch(binary, folder)
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while not error and time.monotonic() < deadline:
-            if _answers(state):
-                state["pid"] = int(_client(state).info("server")["process_id"])
-                _write_state(folder, state)
-                return state
-            time.sleep(0.05)
-        error = error or _log_tail(folder)
+        error = _launch(binary, folder, state)
+        if not error:
+            state["pid"] = int(_client(state).info("server")["process_id"])
+            _write_state(folder, state)
+            return state
     _stop_stray(folder)
     raise RedisConfigError(
         f"the embedded Redis did not start in {folder} ({error}); fix: see {folder}/redis.log, "
@@ -282,8 +273,10 @@ def _write_config(folder: Path, state: dict) -> None:
         handle.write("\n".join(lines) + "\n")
 
 
-def _launch(binary: str, folder: Path) -> str:
-    """Run the daemonizing parent; '' on success, else its error text."""
+def _launch(binary: str, folder: Path, state: dict) -> str:
+    """Start the server and wait until it answers: '' on success, else why not."""
+    log = folder / "redis.log"
+    seen = log.stat().st_size if log.exists() else 0
     try:
         done = subprocess.run(
             [binary, str(folder / "redis.conf")],
@@ -292,35 +285,34 @@ def _launch(binary: str, folder: Path) -> str:
             text=True,
             timeout=START_TIMEOUT_S,
             start_new_session=True,
-            check=False,
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
         return str(exc)
     if done.returncode != 0:
-        return " ".join((done.stderr or done.stdout).split())[-300:] or f"exit {done.returncode}"
-    return ""
-
-
-def _log_tail(folder: Path) -> str:
-    try:
-        lines = (folder / "redis.log").read_text(errors="replace").splitlines()
-    except OSError:
-        return "no log"
-    return " | ".join(line.strip() for line in lines[-3:]) or "empty log"
+        return " ".join((done.stderr + done.stdout).split())[-300:] or f"exit {done.returncode}"
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if _answers(state):
+            return ""
+        with contextlib.suppress(OSError), open(log, errors="replace") as handle:
+            handle.seek(seen)
+            news = [line.strip() for line in handle if " # " in line]
+            if any("abort" in line.lower() or "fatal" in line.lower() for line in news):
+                return " | ".join(news[-2:])
+        time.sleep(0.05)
+    return f"no answer on port {state['port']} after {START_TIMEOUT_S:g}s"
 
 
 def _terminate(proc: psutil.Process, first_wait_s: float) -> None:
     """Wait `first_wait_s` for `proc` to exit, then SIGTERM, then SIGKILL."""
     for sig, wait_s in ((None, first_wait_s), (signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
-        with contextlib.suppress(psutil.Error):
+        deadline = time.monotonic() + wait_s
+        try:
             if sig is not None:
                 proc.send_signal(sig)
-            deadline = time.monotonic() + wait_s
-            while proc.status() != psutil.STATUS_ZOMBIE:
-                if time.monotonic() > deadline:
-                    break
+            while proc.status() != psutil.STATUS_ZOMBIE and time.monotonic() < deadline:
                 time.sleep(0.05)
-            else:
+            if proc.status() == psutil.STATUS_ZOMBIE:
                 return
-        if not proc.is_running():
+        except psutil.Error:  # gone
             return

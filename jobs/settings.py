@@ -80,7 +80,7 @@ def redacted_url(url: str) -> str:
         auth = f"{MASK}@"  # a lone userinfo is often a password or token: never show it
     db = parts.path.strip("/") or "0"
     pairs = [(k, MASK if "password" in k.lower() else v) for k, v in parse_qsl(parts.query)]
-    query = f"?{urlencode(pairs, safe='/:')}" if pairs else ""
+    query = f"?{urlencode(pairs, safe='/:*')}" if pairs else ""
     return f"{parts.scheme}://{auth}{host}:{port}/{db}{query}"
 
 
@@ -107,7 +107,7 @@ def _secrets_of(url: str) -> set[str]:
         candidates = [match.group(1)] if match else []
     for value in filter(None, candidates):
         found.update({value, unquote(value), quote(unquote(value), safe="")})
-    return {s for s in found if len(s) >= 1}
+    return found
 
 
 def resolve_redis_url(url: str | None, home: Path) -> tuple[str, bool]:

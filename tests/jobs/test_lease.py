@@ -48,7 +48,10 @@ def test_checkpoint_list_keeps_the_newest(leases):
     for step in range(5):
         assert leases.publish_checkpoint(lease, f'{{"step": {step}}}', step, keep=3)
     assert leases.connection.lrange(keys.checkpoints("j1"), 0, -1) == [
-        b'{"step": 4}', b'{"step": 3}', b'{"step": 2}']
+        b'{"step": 4}',
+        b'{"step": 3}',
+        b'{"step": 2}',
+    ]
 
 
 def test_reap_wins_once_per_attempt_and_never_while_the_lease_lives(leases):
