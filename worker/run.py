@@ -6,13 +6,19 @@ import logging
 import os
 import socket
 import sys
+import time
 import uuid
 from pathlib import Path
 
+import redis
+
 from jobs import keys
 from jobs.settings import connect, redact
+from jobs.storage import preflight
 from jobs.versioning import code_version
 from worker.worker import LeasedWorker, WorkerSettings
+
+log = logging.getLogger("worker")
 
 
 def default_name() -> str:
@@ -43,8 +49,12 @@ def run_worker(
     max_jobs: int | None = None,
     log_level: str = "INFO",
 ) -> bool:
-    """Work jobs until stopped (or, with burst, until the queues are empty)."""
-    home_path = Path(home or os.environ.get("FACTORY_HOME") or "factory_home").absolute()
+    """Work jobs until stopped (or, with burst, until the queues are empty).
+
+    The storage root is checked before anything is claimed; a Redis restart ends RQ's
+    work loop, so the loop is started again once Redis answers.
+    """
+    home_path = preflight(Path(home or os.environ.get("FACTORY_HOME") or "factory_home").absolute())
     _setup_logging(log_level, redis_url or os.environ.get("REDIS_URL"))
     connection = connect(redis_url, home_path)
     settings = WorkerSettings(
@@ -53,10 +63,27 @@ def run_worker(
         reaper_interval_s=reaper_interval_s,
         code_version=code_version(),
     )
-    worker = LeasedWorker(
-        queues or [keys.QUEUE],
-        connection=connection,
-        name=name or default_name(),
-        settings=settings,
-    )
-    return worker.work(burst=burst, max_jobs=max_jobs, logging_level=log_level)
+    name = name or default_name()
+    worked = False
+    while True:
+        worker = LeasedWorker(
+            queues or [keys.QUEUE], connection=connection, name=name, settings=settings
+        )
+        worked = worker.work(burst=burst, max_jobs=max_jobs, logging_level=log_level) or worked
+        if burst or max_jobs or worker.stop_signaled or not _wait_for_redis(connection):
+            return worked
+        log.warning("Redis answers again: working again")
+
+
+def _wait_for_redis(connection: redis.Redis, max_wait_s: float = 600.0) -> bool:
+    """After RQ's loop ended on its own (Redis went away): wait until Redis answers."""
+    deadline = time.monotonic() + max_wait_s
+    delay = 0.5
+    while time.monotonic() < deadline:
+        try:
+            connection.ping()
+            return True
+        except redis.exceptions.RedisError:
+            time.sleep(delay)
+            delay = min(delay * 2, 10.0)
+    return False

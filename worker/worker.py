@@ -57,6 +57,7 @@ class LeasedWorker(Worker):
         self._horse_exit: int | None = None
         self._fenced = threading.Event()
         self._done = threading.Event()
+        self.stop_signaled = False
         os.environ[ENV_HOME] = str(settings.home)
         os.environ[ENV_TTL] = str(settings.lease_ttl_s)
 
@@ -170,6 +171,10 @@ class LeasedWorker(Worker):
         if ret_val is not None and os.WIFEXITED(ret_val):
             self._horse_exit = os.WEXITSTATUS(ret_val)
         super().handle_work_horse_killed(job, retpid, ret_val, rusage)
+
+    def request_stop(self, signum, frame) -> None:
+        self.stop_signaled = True
+        super().request_stop(signum, frame)
 
     def handle_warm_shutdown_request(self) -> None:
         """SIGTERM/SIGINT: ask the horse to checkpoint and hand its job back."""
