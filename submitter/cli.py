@@ -13,7 +13,7 @@ import importlib
 import sys
 
 # subcommand modules, in the order `factory --help` lists them
-SUBCOMMAND_MODULES = ("factory.cli", "worker.cli", "submitter.status")
+SUBCOMMAND_MODULES = ("factory.cli", "factory.cli_train", "worker.cli", "submitter.status")
 EXIT_USAGE = 2
 
 

@@ -1,0 +1,177 @@
+"""The one interface every model implements, and its parameter handling.
+
+A model is scikit-learn style: `__init__` only stores its parameters; `fit(data, ctx)`
+trains through a TrainingContext (reports, checkpoints, stop requests, resume) and
+sets learned attributes, whose names end in `_`; `predict_proba(data, split)` gives
+(n, 3) float64 probabilities whose rows sum to 1; `save(dir)` / `load(dir)` write and
+read a bundle without pickle (JSON config plus the model's own weight format).
+
+Parameters are a frozen dataclass per model with a `profile` field: "tiny" trains in
+seconds on a CPU (tests, smoke runs), "default" has real sizes. `params_from(profile,
+overrides)` casts the string overrides by field type and rejects unknown keys.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import random
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from factory.context import Checkpoint, StopTraining, Superseded, TrainingContext
+from factory.errors import FactoryError
+from factory.models.params import params_from
+from factory.training_data import TrainingData
+
+CONFIG_FILE = "config.json"
+
+
+def normalize_proba(proba: np.ndarray) -> np.ndarray:
+    """(n, 3) float64, C-contiguous, each row divided by its sum."""
+    out = np.array(proba, dtype=np.float64, order="C", copy=True)
+    out /= out.sum(axis=1, keepdims=True)
+    return out
+
+
+def host_rng_state() -> dict[str, Any]:
+    """The python `random` and global numpy RNG states, as JSON-able values."""
+    version, internal, gauss = random.getstate()
+    np_state = np.random.get_state(legacy=False)
+    np_state["state"] = dict(np_state["state"], key=np_state["state"]["key"].tolist())
+    return {"python": [version, list(internal), gauss], "numpy": np_state}
+
+
+def set_host_rng_state(state: dict[str, Any]) -> None:
+    """Restore what `host_rng_state()` returned."""
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    np_state = state["numpy"]
+    key = np.asarray(np_state["state"]["key"], dtype=np.uint32)
+    np.random.set_state(dict(np_state, state=dict(np_state["state"], key=key)))
+
+
+class Model(ABC):
+    """Base class of every model; see the module docstring for the contract."""
+
+    name: ClassVar[str]
+    kind: ClassVar[str]  # "tabular" | "sequence"
+    Params: ClassVar[type]
+    PROFILES: ClassVar[dict[str, dict[str, Any]]]
+
+    def __init__(self, params: Any = None) -> None:
+        self.params = params
+
+    # --- parameters ---------------------------------------------------------------
+
+    @classmethod
+    def params_from(cls, profile: str = "default", overrides: dict[str, Any] | None = None):
+        return params_from(cls.Params, cls.PROFILES, profile, dict(overrides or {}))
+
+    def _resolve_params(self) -> Any:
+        """The parameters, or the default profile's when none were given."""
+        if self.params is None:
+            self.params = self.params_from("default")
+        return self.params
+
+    # --- training -------------------------------------------------------------------
+
+    @abstractmethod
+    def fit(self, data: TrainingData, ctx: TrainingContext) -> Model: ...
+
+    @abstractmethod
+    def predict_proba(self, data: TrainingData, split: str) -> np.ndarray: ...
+
+    def fit_summary(self) -> dict[str, Any]:
+        """What the last fit did, JSON-able (result fields shared by every model)."""
+        return {
+            "resumed": self.resumed_from_ is not None,
+            "resumed_from": self.resumed_from_,
+            "checkpoint_steps": list(self.checkpoint_steps_),
+            "bit_exact": bool(self.bit_exact_),
+        }
+
+    def _begin_fit(self, data: TrainingData, ctx: TrainingContext) -> Checkpoint | None:
+        self._resolve_params()
+        self.feature_names_in_ = list(data.feature_columns)
+        self.n_features_in_ = data.n_features
+        self.horizon_ = data.horizon
+        self.checkpoint_steps_: list[int] = []
+        self._last_saved_step: int | None = None
+        checkpoint = ctx.latest_checkpoint()
+        self.resumed_from_ = checkpoint.step if checkpoint is not None else None
+        return checkpoint
+
+    def _save(self, ctx: TrainingContext, step: int, files: dict[str, bytes], state: dict) -> None:
+        """Save a checkpoint; Superseded when the context refuses it (fenced)."""
+        state = {"model": self.name, "params": dataclasses.asdict(self.params)} | state
+        if not ctx.save_checkpoint(step, files, state):
+            raise Superseded(f"{self.name}: checkpoint at step {step} refused: superseded")
+        self.checkpoint_steps_.append(step)
+        self._last_saved_step = step
+
+    def _check_resumable(self, checkpoint: Checkpoint) -> None:
+        saved = checkpoint.state.get("params")
+        mine = dataclasses.asdict(self.params)
+        if checkpoint.state.get("model") != self.name or saved != mine:
+            raise FactoryError(
+                f"the checkpoint at step {checkpoint.step} was written by another model or "
+                f"other parameters ({checkpoint.state.get('model')}); fix: use a new job id"
+            )
+
+    def _stop_if_asked(
+        self, ctx: TrainingContext, step: int, snapshot=None, asked: bool = False
+    ) -> None:
+        """When a stop is asked: checkpoint (unless `step` was just saved), StopTraining.
+
+        `snapshot()` returns the (files, state) of a checkpoint at `step`; `asked` says
+        the stop was already seen (a context may answer True only once).
+        """
+        if not (asked or ctx.should_stop()):
+            return
+        if self._last_saved_step != step:
+            files, state = snapshot()
+            self._save(ctx, step, files, state)
+        raise StopTraining(f"{self.name}: stopped at step {step} on request (checkpointed)")
+
+    # --- bundles --------------------------------------------------------------------
+
+    def _config(self) -> dict[str, Any]:
+        return {
+            "model": self.name,
+            "kind": self.kind,
+            "params": dataclasses.asdict(self.params),
+            "feature_names_in": self.feature_names_in_,
+            "horizon": self.horizon_,
+        }
+
+    def _write_config(self, directory: Path, learned: dict[str, Any]) -> None:
+        config = self._config() | {"learned": learned}
+        (directory / CONFIG_FILE).write_text(json.dumps(config, indent=1))
+
+    @classmethod
+    def _read_config(cls, directory: Path) -> tuple[Any, dict[str, Any]]:
+        config = json.loads((Path(directory) / CONFIG_FILE).read_text())
+        if config.get("model") != cls.name:
+            raise FactoryError(
+                f"{directory}: holds a {config.get('model')!r} model, not {cls.name!r}"
+            )
+        model = cls(cls.Params(**config["params"]))
+        model.feature_names_in_ = list(config["feature_names_in"])
+        model.n_features_in_ = len(model.feature_names_in_)
+        model.horizon_ = config["horizon"]
+        return model, config["learned"]
+
+    @abstractmethod
+    def save(self, directory: str | Path) -> Path: ...
+
+    @classmethod
+    @abstractmethod
+    def load(cls, directory: str | Path) -> Model: ...
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "feature_names_in_"):
+            raise FactoryError(f"this {self.name} model is not fitted; fix: call fit() first")
