@@ -27,18 +27,27 @@ def requeue_job(
     """Put a job back on its queue (from started or failed), keeping its checkpoints."""
     job = _fetch(connection, job_id)
     queue = queue_for(connection, queue_name or job.origin)
-    StartedJobRegistry(queue.name, connection=connection, serializer=JSONSerializer).remove(job)
+    remove_started(connection, queue.name, job)
     FailedJobRegistry(queue.name, connection=connection, serializer=JSONSerializer).remove(job)
     job.started_at = None
     job.ended_at = None
     return queue.enqueue_job(job, at_front=at_front)
 
 
+def remove_started(connection: redis.Redis, queue_name: str, job: Job) -> None:
+    """Drop every execution entry of `job` from the queue's started registry."""
+    registry = StartedJobRegistry(queue_name, connection=connection, serializer=JSONSerializer)
+    registry.remove_executions(job)
+    prefix = f"{job.id}:".encode()
+    leftovers = [e for e in connection.zrange(registry.key, 0, -1) if e.startswith(prefix)]
+    if leftovers:
+        connection.zrem(registry.key, *leftovers)
+
+
 def fail_job(connection: redis.Redis, job_id: str, reason: str, traceback: str = "") -> None:
     """Fail a job for good (with its reason) and cancel everything that depends on it."""
     job = _fetch(connection, job_id)
-    StartedJobRegistry(job.origin, connection=connection, serializer=JSONSerializer).remove(job)
-    job.ended_at = job.ended_at or None
+    remove_started(connection, job.origin, job)
     FailedJobRegistry(job.origin, connection=connection, serializer=JSONSerializer).add(
         job, ttl=30 * 24 * 3600, exc_string=traceback or reason
     )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import sys
 import time
@@ -25,6 +26,7 @@ ENTRY_POINT = "jobs.entry.run_job"
 EXIT_HANDBACK = 75  # the job was handed back (stop requested): no attempt used
 EXIT_SUPERSEDED = 76  # a newer attempt owns the job: write nothing
 ENV_ATTEMPT, ENV_HOME, ENV_TTL = "FACTORY_ATTEMPT", "FACTORY_HOME", "FACTORY_LEASE_TTL_S"
+STAGED_KEY = "_staged_bundle"
 
 _stop_requested = False
 
@@ -62,9 +64,22 @@ def run_job(spec_json: str) -> dict[str, Any]:
     except Superseded:
         _exit(EXIT_SUPERSEDED)
     result["attempt"] = lease.attempt
+    staged = result.pop(STAGED_KEY, None)
     if not leases.finalize(lease, json.dumps(result)):
+        if staged:
+            shutil.rmtree(staged, ignore_errors=True)
         _exit(EXIT_SUPERSEDED)
+    if staged:
+        _promote(Path(staged), Path(result["bundle"]))
     return result
+
+
+def _promote(staged: Path, final: Path) -> None:
+    """Move the final attempt's staged bundle to the job's bundle folder."""
+    if final.exists():
+        shutil.rmtree(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(staged, final)
 
 
 def _exit(code: int) -> None:
@@ -107,15 +122,17 @@ def resolve_dataset_dir(spec: JobSpec, connection) -> Path:
 
 def _run_train(spec, job_id, home, connection, leases, lease) -> dict[str, Any]:
     from factory.checkpoint import CheckpointStore
-    from factory.train import run_training, save_bundle
+    from factory.train import save_bundle, train_model
     from jobs.context import RedisContext
 
     dataset_dir = resolve_dataset_dir(spec, connection)
-    store = CheckpointStore(home / "checkpoints", job_id)
+    store = CheckpointStore(home, job_id)
     ctx = RedisContext(connection, leases, lease, store, stop_flag=stop_requested)
-    result, model = run_training(dataset_dir, spec.model, spec.horizon, dict(spec.params), ctx)
-    bundle = save_bundle(model, result, home / "models" / job_id)
-    return {"kind": "train", "bundle": str(bundle)} | result
+    result, model = train_model(dataset_dir, spec.model, spec.horizon, dict(spec.params), ctx)
+    # staged under the attempt's name; it becomes the job's bundle only once final
+    staged = save_bundle(model, result, home / "models" / ".staged" / f"{job_id}-{lease.attempt}")
+    final = home / "models" / job_id
+    return {"kind": "train", "bundle": str(final), STAGED_KEY: str(staged)} | result
 
 
 KIND_RUNNERS = {"data": _run_data, "train": _run_train}

@@ -50,7 +50,7 @@ def recover_plan(connection: redis.Redis, home: Path, plan_id: str) -> dict:
 
 
 def _restore_checkpoints(connection: redis.Redis, home: Path, job_id: str) -> None:
-    records = CheckpointStore(home / "checkpoints", job_id).records()
+    records = CheckpointStore(home, job_id).records()
     if not records:
         return
     pipe = connection.pipeline()

@@ -18,10 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rq import Worker
+from rq.job import JobStatus
 from rq.serializers import JSONSerializer
 
 from jobs import keys
-from jobs.control import cancel_dependents, requeue_job
+from jobs.control import cancel_dependents, remove_started, requeue_job
 from jobs.entry import ENTRY_POINT, ENV_ATTEMPT, ENV_HOME, ENV_TTL, EXIT_HANDBACK, EXIT_SUPERSEDED
 from jobs.lease import Lease, Leases
 from jobs.reaper import Reaper
@@ -86,7 +87,7 @@ class LeasedWorker(Worker):
         lease = self.leases.claim(job.id, self.name)
         if lease is None:  # a result is final already (a late duplicate): nothing to run
             log.info("job %s already has a final result; skipping", job.id)
-            self._drop(job)
+            self._drop(job, queue)
             return
         self._lease, self._horse_exit = lease, None
         self._fenced.clear()
@@ -135,12 +136,11 @@ class LeasedWorker(Worker):
             return
         fail_job(self.connection, job.id, reason)
 
-    def _drop(self, job) -> None:
-        from rq.registry import StartedJobRegistry
-
-        StartedJobRegistry(
-            job.origin, connection=self.connection, serializer=JSONSerializer
-        ).remove(job)
+    def _drop(self, job, queue) -> None:
+        """A job whose result is final already: mark it finished, release its dependents."""
+        remove_started(self.connection, job.origin, job)
+        job.set_status(JobStatus.FINISHED)
+        queue.enqueue_dependents(job)
 
     def _renew_until(self, lease: Lease, stop: threading.Event) -> None:
         interval = self.settings.lease_ttl_s / 3
