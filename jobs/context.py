@@ -16,9 +16,9 @@ from typing import Any
 import redis
 
 from factory.checkpoint import CheckpointRecord, CheckpointStore
-from factory.context import Checkpoint
+from factory.context import Checkpoint, Superseded
 from jobs import keys
-from jobs.lease import Lease, Leases
+from jobs.lease import Lease, Leases, RedisUnreachable, call_with_retry
 
 log = logging.getLogger("jobs.context")
 KEEP_CHECKPOINTS = 3
@@ -50,6 +50,14 @@ class RedisContext:
         self.resumed_from: int | None = None
         self.checkpoint_steps: list[int] = []
 
+    def _call(self, fn, *args):
+        """Retried while Redis is briefly away; after a whole lease TTL the lease is
+        presumed lost, so this attempt stops (Superseded) and writes nothing."""
+        try:
+            return call_with_retry(fn, *args, window_s=self.leases.ttl_ms / 1000)
+        except RedisUnreachable as exc:
+            raise Superseded(str(exc)) from exc
+
     def report(self, step: int, total: int, metrics: dict[str, float] | None = None) -> None:
         now = time.monotonic()
         if now - self._last_report < self._report_every_s and step < total:
@@ -58,15 +66,22 @@ class RedisContext:
         fields: dict[str, Any] = {"step": step, "total": total, "progress_at": f"{time.time():.3f}"}
         if metrics:
             fields["metrics"] = json.dumps(metrics)
-        self.connection.hset(keys.state(self.job_id), mapping=fields)
+        try:
+            self.connection.hset(keys.state(self.job_id), mapping=fields)
+        except redis.exceptions.RedisError as exc:  # progress is best effort
+            log.warning("progress of %s not reported: %s", self.job_id, type(exc).__name__)
 
     def should_stop(self) -> bool:
         return bool(self._stop_flag())
 
     def save_checkpoint(self, step: int, files: dict[str, bytes], state: dict[str, Any]) -> bool:
         record = self.store.write(self.attempt, step, files, state)
-        published = self.leases.publish_checkpoint(
-            self.lease, json.dumps(record.to_dict()), step, KEEP_CHECKPOINTS
+        published = self._call(
+            self.leases.publish_checkpoint,
+            self.lease,
+            json.dumps(record.to_dict()),
+            step,
+            KEEP_CHECKPOINTS,
         )
         if not published:
             log.warning(
@@ -82,7 +97,7 @@ class RedisContext:
         return True
 
     def published_records(self) -> list[CheckpointRecord]:
-        raw = self.connection.lrange(keys.checkpoints(self.job_id), 0, -1)
+        raw = self._call(self.connection.lrange, keys.checkpoints(self.job_id), 0, -1)
         records = [CheckpointRecord.from_dict(json.loads(r)) for r in raw]
         return records or self.store.records()  # after a Redis wipe: the ledger on disk
 

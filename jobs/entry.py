@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from jobs import keys
-from jobs.lease import Lease, Leases
+from jobs.lease import Lease, Leases, RedisUnreachable, call_with_retry
 from jobs.spec import JobSpec, SpecError
 
 ENTRY_POINT = "jobs.entry.run_job"
@@ -65,7 +65,13 @@ def run_job(spec_json: str) -> dict[str, Any]:
         _exit(EXIT_SUPERSEDED)
     result["attempt"] = lease.attempt
     staged = result.pop(STAGED_KEY, None)
-    if not leases.finalize(lease, json.dumps(result)):
+    try:
+        final = call_with_retry(
+            leases.finalize, lease, json.dumps(result), window_s=leases.ttl_ms / 1000
+        )
+    except RedisUnreachable:
+        final = False
+    if not final:
         if staged:
             shutil.rmtree(staged, ignore_errors=True)
         _exit(EXIT_SUPERSEDED)

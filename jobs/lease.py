@@ -118,5 +118,21 @@ class Leases:
         return int(self._reap(keys=keys_, args=[str(attempt), _now()]))
 
 
+class RedisUnreachable(Exception):
+    """Redis did not answer for a whole lease TTL: the lease must be presumed lost."""
+
+
+def call_with_retry(fn, *args, window_s: float, pause_s: float = 0.5):
+    """`fn(*args)`, retried while Redis is briefly away (a restart, a blip)."""
+    deadline = time.monotonic() + window_s
+    while True:
+        try:
+            return fn(*args)
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+            if time.monotonic() > deadline:
+                raise RedisUnreachable(f"Redis unreachable for {window_s:.0f} s: {exc}") from exc
+            time.sleep(pause_s)
+
+
 def _now() -> str:
     return f"{time.time():.3f}"

@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import redis
 from rq import Worker
 from rq.job import JobStatus
 from rq.serializers import JSONSerializer
@@ -26,6 +27,7 @@ from jobs.control import cancel_dependents, remove_started, requeue_job
 from jobs.entry import ENTRY_POINT, ENV_ATTEMPT, ENV_HOME, ENV_TTL, EXIT_HANDBACK, EXIT_SUPERSEDED
 from jobs.lease import Lease, Leases
 from jobs.reaper import Reaper
+from jobs.reconcile import reconcile_if_due
 from jobs.spec import JobSpec, SpecError
 from worker.horse import die_with_parent
 
@@ -39,6 +41,7 @@ class WorkerSettings:
     reaper_interval_s: float = 5.0
     poison_failures: int = 3
     preemption_budget: int = 20
+    reconcile_interval_s: float = 30.0
     code_version: str = ""
 
 
@@ -75,8 +78,16 @@ class LeasedWorker(Worker):
         while not self._done.wait(self.settings.reaper_interval_s):
             try:
                 self.reaper.reap_once()
+                reconcile_if_due(self.connection, self.settings.reconcile_interval_s)
             except Exception as exc:  # a Redis blip must not kill the reaper thread
-                log.warning("reaper pass failed: %s", type(exc).__name__)
+                log.warning("reaper pass failed: %s: %s", type(exc).__name__, exc)
+
+    def maintain_heartbeats(self, job, execution) -> None:
+        """RQ's heartbeat while the horse runs; a Redis blip must not abandon the horse."""
+        try:
+            super().maintain_heartbeats(job, execution)
+        except redis.exceptions.RedisError as exc:
+            log.warning("heartbeat failed (%s); still monitoring the job", type(exc).__name__)
 
     # -- one job ----------------------------------------------------------------
     def execute_job(self, job, queue) -> None:
