@@ -1,0 +1,91 @@
+"""Poison jobs, corrupt checkpoints, bad storage and jobs that name other callables."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+
+from rq import Queue
+from rq.job import Job
+from rq.serializers import JSONSerializer
+
+from factory.checkpoint import CheckpointStore
+from tests.runner import job_result, job_state, run_factory, signal_tree, wait_for
+from tests.worker.test_recovery import _train_id, _uninterrupted_sha
+
+
+def test_a_job_failing_the_same_way_three_times_is_failed_and_dependents_canceled(
+    cluster, tmp_path
+):
+    broken = tmp_path / "dataset"
+    shutil.copytree(cluster.dataset, broken)
+    cluster.dataset = broken
+    plan = cluster.submit(params=("profile=tiny",))
+    job = _train_id(plan)
+    (broken / "features.parquet").unlink()  # every attempt now fails the same way
+    cluster.worker("w1")
+    wait_for(
+        lambda: job_state(cluster.client, job).get("status") == "failed",
+        90,
+        "the poison job to be failed",
+    )
+    state = job_state(cluster.client, job)
+    assert state["attempt"] == "3"
+    assert "features.parquet" in state["final_error"] and "Traceback" in state["final_error"]
+    status = json.loads(cluster.factory("status", "--json").stdout)
+    rows = {j["kind"]: j for j in status["jobs"]}
+    assert rows["train"]["status"] == "failed"
+    assert rows["report"]["status"] == "canceled" and job in rows["report"]["error"]
+
+
+def test_a_truncated_newest_checkpoint_falls_back_to_the_previous_one(cluster, tmp_path):
+    plan = cluster.submit()
+    job = _train_id(plan)
+    first = cluster.worker("w1")
+    store = CheckpointStore(cluster.home, job)
+    wait_for(lambda: len(store.records()) >= 2, 60, "two checkpoints")
+    signal_tree(first, signal.SIGKILL)
+    newest, previous = store.records()[:2]
+    booster = store.job_dir / newest.dirname / "booster.ubj"
+    booster.write_bytes(booster.read_bytes()[:100])  # a half-synced file
+    cluster.worker("w2")
+    result = wait_for(lambda: job_result(cluster.client, job), 120, "the job to finish")
+    resumed_from = int(job_state(cluster.client, job)["resumed_from"])
+    assert resumed_from == previous.step < newest.step
+    assert result["test_predictions_sha256"] == _uninterrupted_sha(cluster.dataset, tmp_path)
+
+
+def test_an_unwritable_home_is_refused_before_any_job_is_claimed(cluster, tmp_path):
+    plan = cluster.submit(params=("profile=tiny",))
+    job = _train_id(plan)
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("x")
+    proc = run_factory(
+        "worker", "--burst", "--redis-url", cluster.url, "--home", str(blocker / "home")
+    )
+    assert proc.returncode == 2
+    assert "cannot write" in proc.stderr and "fix:" in proc.stderr
+    assert not cluster.client.exists(f"mlf:attempts:{job}")
+    assert (
+        Job.fetch(job, connection=cluster.client, serializer=JSONSerializer).get_status()
+        == "queued"
+    )
+
+
+def test_a_job_naming_another_callable_is_refused_and_runs_nothing(cluster, tmp_path):
+    marker = tmp_path / "pwned"
+    queue = Queue("mlf", connection=cluster.client, serializer=JSONSerializer)
+    evil = queue.enqueue("os.system", f"touch {marker}", job_id="evil")
+    odd = queue.enqueue(
+        "jobs.entry.run_job",
+        json.dumps({"kind": "shell", "symbol": "X", "code": "x"}),
+        job_id="odd",
+    )
+    proc = run_factory("worker", "--burst", "--redis-url", cluster.url, "--home", str(cluster.home))
+    assert proc.returncode == 0, proc.stderr
+    assert not marker.exists()
+    for job in (evil, odd):
+        job.refresh()
+        assert job.get_status() == "failed"
+        assert "refused" in job_state(cluster.client, job.id)["error"]
