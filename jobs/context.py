@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
+from pathlib import Path
 from typing import Any
 
 import redis
@@ -36,6 +38,7 @@ class RedisContext:
         stop_flag=None,
         report_every_s: float = 2.0,
         checkpoint_wait_s: float = 30.0,
+        progress_file: Path | None = None,
     ) -> None:
         self.connection = connection
         self.leases = leases
@@ -44,6 +47,7 @@ class RedisContext:
         self.job_id = lease.job_id
         self.attempt = lease.attempt
         self._stop_flag = stop_flag or (lambda: False)
+        self.progress_file = progress_file
         self._report_every_s = report_every_s
         self._last_report = 0.0
         self._wait_s = checkpoint_wait_s
@@ -59,17 +63,14 @@ class RedisContext:
             raise Superseded(str(exc)) from exc
 
     def report(self, step: int, total: int, metrics: dict[str, float] | None = None) -> None:
+        """Progress goes to a local file; the worker's lease renewal carries it to Redis,
+        so reporting costs no Redis command (and never blocks training on Redis)."""
         now = time.monotonic()
         if now - self._last_report < self._report_every_s and step < total:
             return
         self._last_report = now
-        fields: dict[str, Any] = {"step": step, "total": total, "progress_at": f"{time.time():.3f}"}
-        if metrics:
-            fields["metrics"] = json.dumps(metrics)
-        try:
-            self.connection.hset(keys.state(self.job_id), mapping=fields)
-        except redis.exceptions.RedisError as exc:  # progress is best effort
-            log.warning("progress of %s not reported: %s", self.job_id, type(exc).__name__)
+        if self.progress_file is not None:
+            write_progress(self.progress_file, step, total, metrics)
 
     def should_stop(self) -> bool:
         return bool(self._stop_flag())
@@ -108,3 +109,17 @@ class RedisContext:
             keys.state(self.job_id), "resumed_from", "" if checkpoint is None else checkpoint.step
         )
         return checkpoint
+
+
+def write_progress(path: Path, step: int, total: int, metrics: dict | None) -> None:
+    """Atomically replace the progress file the worker reads at each lease renewal."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps({"step": step, "total": total, "metrics": metrics or {}}))
+    os.replace(tmp, path)
+
+
+def read_progress(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None

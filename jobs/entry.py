@@ -26,6 +26,7 @@ ENTRY_POINT = "jobs.entry.run_job"
 EXIT_HANDBACK = 75  # the job was handed back (stop requested): no attempt used
 EXIT_SUPERSEDED = 76  # a newer attempt owns the job: write nothing
 ENV_ATTEMPT, ENV_HOME, ENV_TTL = "FACTORY_ATTEMPT", "FACTORY_HOME", "FACTORY_LEASE_TTL_S"
+ENV_PROGRESS = "FACTORY_PROGRESS_FILE"
 STAGED_KEY = "_staged_bundle"
 
 _stop_requested = False
@@ -133,7 +134,15 @@ def _run_train(spec, job_id, home, connection, leases, lease) -> dict[str, Any]:
 
     dataset_dir = resolve_dataset_dir(spec, connection)
     store = CheckpointStore(home, job_id)
-    ctx = RedisContext(connection, leases, lease, store, stop_flag=stop_requested)
+    progress = os.environ.get(ENV_PROGRESS)
+    ctx = RedisContext(
+        connection,
+        leases,
+        lease,
+        store,
+        stop_flag=stop_requested,
+        progress_file=Path(progress) if progress else None,
+    )
     result, model = train_model(dataset_dir, spec.model, spec.horizon, dict(spec.params), ctx)
     # staged under the attempt's name; it becomes the job's bundle only once final
     staged = save_bundle(model, result, home / "models" / ".staged" / f"{job_id}-{lease.attempt}")

@@ -8,6 +8,7 @@ attempt. All of it is Lua, so each check-and-write is atomic.
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 
@@ -28,6 +29,9 @@ _RENEW = """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 redis.call('HSET', KEYS[2], 'renewed_at', ARGV[3])
+if ARGV[4] ~= '' then
+  redis.call('HSET', KEYS[2], 'step', ARGV[4], 'total', ARGV[5], 'metrics', ARGV[6])
+end
 return 1
 """
 _RELEASE = """
@@ -88,9 +92,12 @@ class Leases:
         attempt = int(self._claim(keys=keys_, args=[worker, self.ttl_ms, _now()]))
         return Lease(job_id, worker, attempt) if attempt else None
 
-    def renew(self, lease: Lease) -> bool:
+    def renew(self, lease: Lease, progress: dict | None = None) -> bool:
+        """Extend the lease; `progress` ({step, total, metrics}) rides along for free."""
         keys_ = [keys.lease(lease.job_id), keys.state(lease.job_id)]
-        return bool(self._renew(keys=keys_, args=[lease.token, self.ttl_ms, _now()]))
+        p = progress or {}
+        extra = [p.get("step", ""), p.get("total", ""), json.dumps(p.get("metrics") or {})]
+        return bool(self._renew(keys=keys_, args=[lease.token, self.ttl_ms, _now(), *extra]))
 
     def release(self, lease: Lease) -> bool:
         return bool(self._release(keys=[keys.lease(lease.job_id)], args=[lease.token]))

@@ -21,12 +21,15 @@ log = logging.getLogger("jobs.reaper")
 DEFAULT_PREEMPTION_BUDGET = 20
 
 _SCAN = """
-local out = {}
+local out = {-1}
 for _, entry in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
   local job_id = string.match(entry, '^(.*):[^:]*$') or entry
-  if redis.call('EXISTS', ARGV[1] .. 'lease:' .. job_id) == 0 then
+  local ttl = redis.call('PTTL', ARGV[1] .. 'lease:' .. job_id)
+  if ttl < 0 then
     local attempt = redis.call('HGET', ARGV[1] .. 'state:' .. job_id, 'attempt')
     if attempt then table.insert(out, job_id); table.insert(out, attempt) end
+  elseif out[1] < 0 or ttl < out[1] then
+    out[1] = ttl
   end
 end
 return out
@@ -46,19 +49,33 @@ class Reaper:
         self.queue_names = queue_names
         self.preemption_budget = preemption_budget
         self._scan = connection.register_script(_SCAN)
+        self._soonest_ms = -1
 
-    def candidates(self, queue_name: str) -> list[tuple[str, int]]:
+    def candidates(self, queue_name: str) -> tuple[list[tuple[str, int]], int]:
+        """Started jobs without a live lease, and the shortest live lease's TTL in ms (-1: none)."""
         registry = StartedJobRegistry(
             queue_name, connection=self.connection, serializer=JSONSerializer
         )
         flat = self._scan(keys=[registry.key], args=[keys.PREFIX + ":"])
-        return [(flat[i].decode(), int(flat[i + 1])) for i in range(0, len(flat), 2)]
+        dead = [(flat[i].decode(), int(flat[i + 1])) for i in range(1, len(flat), 2)]
+        return dead, int(flat[0])
+
+    def next_pass_in_s(self, max_s: float) -> float:
+        """When the next pass is due: just after the soonest live lease could expire."""
+        soonest = self._soonest_ms
+        if soonest < 0:
+            return max_s
+        return min(max(soonest / 1000 + 0.25, 0.25), max_s)
 
     def reap_once(self) -> list[str]:
         """Requeue every started job with a dead lease that this call wins; their ids."""
         requeued = []
+        self._soonest_ms = -1
         for name in self.queue_names:
-            for job_id, attempt in self.candidates(name):
+            dead, soonest = self.candidates(name)
+            if soonest >= 0 and (self._soonest_ms < 0 or soonest < self._soonest_ms):
+                self._soonest_ms = soonest
+            for job_id, attempt in dead:
                 preemptions = self.leases.reap(job_id, attempt)
                 if not preemptions:
                     continue  # another reaper won, or a newer attempt is running

@@ -20,7 +20,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--queues", nargs="+", help="queues to work (default: mlf)")
     p.add_argument("--lease-ttl", type=float, default=30.0, help="lease TTL in seconds (30)")
     p.add_argument(
-        "--reaper-interval", type=float, default=5.0, help="seconds between reaper passes (5)"
+        "--reaper-interval",
+        type=float,
+        help="most seconds between reaper passes (default: lease TTL / 2; passes are also "
+        "timed to the soonest lease expiry)",
     )
     p.add_argument("--max-jobs", type=int, help="quit after this many jobs")
     p.add_argument("--log-level", default="INFO")

@@ -45,7 +45,7 @@ def run_worker(
     burst: bool = False,
     queues: list[str] | None = None,
     lease_ttl_s: float = 30.0,
-    reaper_interval_s: float = 5.0,
+    reaper_interval_s: float | None = None,
     max_jobs: int | None = None,
     log_level: str = "INFO",
 ) -> bool:

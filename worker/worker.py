@@ -12,6 +12,7 @@ import contextlib
 import logging
 import os
 import signal
+import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -23,8 +24,17 @@ from rq.job import JobStatus
 from rq.serializers import JSONSerializer
 
 from jobs import keys
+from jobs.context import read_progress
 from jobs.control import cancel_dependents, remove_started, requeue_job
-from jobs.entry import ENTRY_POINT, ENV_ATTEMPT, ENV_HOME, ENV_TTL, EXIT_HANDBACK, EXIT_SUPERSEDED
+from jobs.entry import (
+    ENTRY_POINT,
+    ENV_ATTEMPT,
+    ENV_HOME,
+    ENV_PROGRESS,
+    ENV_TTL,
+    EXIT_HANDBACK,
+    EXIT_SUPERSEDED,
+)
 from jobs.lease import Lease, Leases
 from jobs.reaper import Reaper
 from jobs.reconcile import reconcile_if_due
@@ -38,10 +48,15 @@ log = logging.getLogger("worker")
 class WorkerSettings:
     home: Path
     lease_ttl_s: float = 30.0
-    reaper_interval_s: float = 5.0
+    reaper_interval_s: float | None = None  # the most between passes; default TTL / 2
     poison_failures: int = 3
     preemption_budget: int = 20
-    reconcile_interval_s: float = 30.0
+    reconcile_interval_s: float = 60.0
+
+    @property
+    def reaper_max_interval_s(self) -> float:
+        return self.reaper_interval_s or self.lease_ttl_s / 2
+
     code_version: str = ""
 
 
@@ -50,7 +65,8 @@ class LeasedWorker(Worker):
 
     def __init__(self, queues, *, settings: WorkerSettings, **kwargs) -> None:
         kwargs.setdefault("serializer", JSONSerializer)
-        kwargs.setdefault("job_monitoring_interval", 30)
+        # our leases detect dead workers; RQ's heartbeat only needs to be slow and cheap
+        kwargs.setdefault("job_monitoring_interval", 120)
         super().__init__(queues, **kwargs)
         self.settings = settings
         self.leases = Leases(self.connection, settings.lease_ttl_s)
@@ -64,6 +80,8 @@ class LeasedWorker(Worker):
         self.stop_signaled = False
         os.environ[ENV_HOME] = str(settings.home)
         os.environ[ENV_TTL] = str(settings.lease_ttl_s)
+        self._progress_file = Path(tempfile.gettempdir()) / f"mlf-progress-{os.getpid()}.json"
+        os.environ[ENV_PROGRESS] = str(self._progress_file)
 
     # -- the loop ---------------------------------------------------------------
     def work(self, *args, **kwargs) -> bool:
@@ -75,10 +93,17 @@ class LeasedWorker(Worker):
             self._done.set()
 
     def _reap_forever(self) -> None:
-        while not self._done.wait(self.settings.reaper_interval_s):
+        """Reap just after the soonest lease could expire (at most every max interval)."""
+        next_reconcile = time.monotonic() + self.settings.reconcile_interval_s
+        wait_s = 0.0
+        while not self._done.wait(wait_s):
+            wait_s = self.settings.reaper_max_interval_s
             try:
                 self.reaper.reap_once()
-                reconcile_if_due(self.connection, self.settings.reconcile_interval_s)
+                wait_s = self.reaper.next_pass_in_s(self.settings.reaper_max_interval_s)
+                if time.monotonic() >= next_reconcile:
+                    next_reconcile = time.monotonic() + self.settings.reconcile_interval_s
+                    reconcile_if_due(self.connection, self.settings.reconcile_interval_s)
             except Exception as exc:  # a Redis blip must not kill the reaper thread
                 log.warning("reaper pass failed: %s: %s", type(exc).__name__, exc)
 
@@ -103,6 +128,7 @@ class LeasedWorker(Worker):
         self._lease, self._horse_exit = lease, None
         self._fenced.clear()
         os.environ[ENV_ATTEMPT] = str(lease.attempt)
+        self._progress_file.unlink(missing_ok=True)
         stop = threading.Event()
         renewer = threading.Thread(
             target=self._renew_until, args=(lease, stop), name="lease-renewer", daemon=True
@@ -158,7 +184,7 @@ class LeasedWorker(Worker):
         last_ok = time.monotonic()
         while not stop.wait(interval):
             try:
-                if self.leases.renew(lease):
+                if self.leases.renew(lease, read_progress(self._progress_file)):
                     last_ok = time.monotonic()
                     continue
                 reason = "lease lost to a newer attempt"

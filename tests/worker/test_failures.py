@@ -50,7 +50,7 @@ def test_a_truncated_newest_checkpoint_falls_back_to_the_previous_one(cluster, t
     booster = store.job_dir / newest.dirname / "booster.ubj"
     booster.write_bytes(booster.read_bytes()[:100])  # a half-synced file
     cluster.worker("w2")
-    result = wait_for(lambda: job_result(cluster.client, job), 120, "the job to finish")
+    result = wait_for(lambda: job_result(cluster.client, job), 300, "the job to finish")
     resumed_from = int(job_state(cluster.client, job)["resumed_from"])
     assert resumed_from == previous.step < newest.step
     assert result["test_predictions_sha256"] == _uninterrupted_sha(cluster.dataset, tmp_path)

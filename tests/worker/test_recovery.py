@@ -51,7 +51,7 @@ def test_sigkill_mid_training_resumes_from_checkpoint_elsewhere(cluster, tmp_pat
     cluster.worker("w2")
     wait_for(lambda: job_state(cluster.client, job).get("attempt") == "2", 60, "attempt 2")
     resumed_after = time.monotonic() - killed_at
-    result = wait_for(lambda: job_result(cluster.client, job), 120, "the job to finish")
+    result = wait_for(lambda: job_result(cluster.client, job), 300, "the job to finish")
     state = job_state(cluster.client, job)
     assert int(state["resumed_from"]) > 0
     assert result["attempt"] == 2 and result["resumed"] is True
@@ -72,7 +72,7 @@ def test_a_frozen_worker_that_wakes_up_publishes_nothing(cluster):
     wait_for(lambda: job_state(cluster.client, job).get("attempt") == "2", 60, "attempt 2")
     wait_for(lambda: _checkpointed_by(cluster.client, job, 2), 60, "attempt 2 to checkpoint")
     signal_tree(zombie, signal.SIGCONT)
-    result = wait_for(lambda: job_result(cluster.client, job), 120, "the job to finish")
+    result = wait_for(lambda: job_result(cluster.client, job), 300, "the job to finish")
     time.sleep(TEST_TTL_S)  # give the zombie every chance to write
     assert result["attempt"] == 2
     records = [json.loads(r) for r in cluster.client.lrange(f"mlf:ckpts:{job}", 0, -1)]

@@ -12,7 +12,7 @@ def test_redis_restart_with_aof_loses_nothing(cluster):
     cluster.worker("w1")
     wait_for(lambda: _checkpointed(cluster.client, job), 60, "a first checkpoint")
     cluster.server.restart()  # graceful: the AOF holds every acknowledged write
-    result = wait_for(lambda: job_result(cluster.client, job), 120, "the job to finish")
+    result = wait_for(lambda: job_result(cluster.client, job), 300, "the job to finish")
     assert result["test_predictions_sha256"]
     assert cluster.client.exists(f"mlf:plan:{plan['plan_id']}")
     status = cluster.factory("status", "--plan", plan["plan_id"], "--json")
@@ -30,6 +30,6 @@ def test_redis_restarted_empty_is_recovered_from_ledger_and_checkpoints(cluster)
     assert before.returncode == 2 and "factory recover" in before.stderr
     recovered = cluster.factory("recover", "--plan", plan["plan_id"])
     assert recovered.returncode == 0, recovered.stderr
-    result = wait_for(lambda: job_result(cluster.client, job), 120, "the job to finish")
+    result = wait_for(lambda: job_result(cluster.client, job), 300, "the job to finish")
     assert int(job_state(cluster.client, job)["resumed_from"]) > 0
     assert result["resumed"] is True and result["attempt"] >= 2

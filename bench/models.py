@@ -1,0 +1,390 @@
+"""Benchmark of the model registry on this machine (prints figures; not a test).
+
+For every registered model at each profile, on a synthetic dataset of `--rows` decision
+rows (factory.synthetic + factory.dataset.build_dataset):
+  params       trainable parameters (deep) or trees x leaves at the profile's size
+  samples/s    training rows x rounds (boosting) or x epochs (deep) per second
+  s/unit       seconds per 100 rounds (boosting, steady state between checkpoints) or
+               per epoch (deep: from a bounded number of batches, extrapolated to the
+               epoch, validation not included; marked `~`)
+  ckpt         time inside `save_checkpoint` / training time, at the profile's
+               checkpoint cadence (measured for boosting; for deep models one save's
+               time x the checkpoints an epoch makes (one per `checkpoint_every_s` plus
+               the epoch end) / the epoch's time). Target <= 3 % at the default cadence.
+Also: our training loop against a bare PyTorch loop over the same batches (lstm, same
+network, optimizer and batch size; target <= 1.10x), and LightGBM's seconds per round
+on random rows with its automatic col/row-wise choice against force_col_wise=True.
+
+Checkpoints go to a local temporary CheckpointStore (on Colab they go to Drive: slower).
+
+    python bench/models.py [--models xgboost,lstm] [--profiles tiny,default]
+                           [--rows 100000] [--quick] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import itertools
+import json
+import math
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # runnable from a checkout without `pip install -e .`
+BARS_PER_SESSION = 1334  # synthetic 1-minute bars per Globex session
+
+SIZES = {  # quick / full
+    "rows": (20_000, 100_000),
+    "rounds": ({"tiny": 30, "default": 100}, {"tiny": 100, "default": 200}),
+    "batches": ({"tiny": 10, "default": 2}, {"tiny": 100, "default": 12}),
+    "deep_max_s": (5.0, 45.0),
+    "bare_batches": ({"tiny": 30}, {"tiny": 200, "default": 10}),  # quick: tiny only
+    "bare_reps": (2, 3),
+    "lgbm_rows": (200_000, 1_000_000),
+    "lgbm_rounds": (2, 3),
+}
+
+
+def build_data(rows: int, home: Path):
+    from factory.config import DatasetConfig
+    from factory.dataset import build_dataset
+    from factory.synthetic import synthetic_bars, write_raw
+    from factory.training_data import load_training_data
+
+    days = math.ceil(rows / BARS_PER_SESSION)
+    raw = write_raw(synthetic_bars("MES", days=days, seed=11), home / "MES_1m.parquet")
+    config = DatasetConfig(symbol="MES", tick_size=0.25, tick_value_usd=1.25, horizons=(5,))
+    return load_training_data(build_dataset(raw, config, home).dataset_dir, 5)
+
+
+class TimedContext:
+    """A LocalContext that times `save_checkpoint`, records reports, stops on demand."""
+
+    def __init__(self, directory: Path, stop_after: int | None = None, max_s: float = 1e9):
+        from factory.checkpoint import CheckpointStore
+        from factory.local_context import LocalContext
+
+        self.inner = LocalContext(CheckpointStore(directory, "bench"))
+        self.job_id, self.attempt = self.inner.job_id, self.inner.attempt
+        self.stop_after, self.max_s = stop_after, max_s
+        self.save_s, self.saves = 0.0, 0
+        self.reports: list[tuple[float, int, int]] = []
+
+    def report(self, step, total, metrics=None):
+        self.reports.append((time.perf_counter(), int(step), int(total)))
+
+    def should_stop(self):
+        if self.stop_after is None or not self.reports:
+            return False
+        first, last = self.reports[0], self.reports[-1]
+        return last[1] >= self.stop_after or (
+            last[0] - first[0] >= self.max_s and len(self.reports) >= 3
+        )
+
+    def save_checkpoint(self, step, files, state):
+        start = time.perf_counter()
+        ok = self.inner.save_checkpoint(step, files, state)
+        self.save_s += time.perf_counter() - start
+        self.saves += 1
+        return ok
+
+    def latest_checkpoint(self):
+        return self.inner.latest_checkpoint()
+
+    def per_step(self, skip: int = 0) -> float:
+        """Median seconds per step between consecutive reports, the first `skip` left out
+        (a median: the CPU may be shared, and bursts of load should not count)."""
+        pts = self.reports[min(skip, len(self.reports) - 2) :]
+        rates = sorted(
+            (t1 - t0) / max(s1 - s0, 1) for (t0, s0, _), (t1, s1, _) in itertools.pairwise(pts)
+        )
+        return rates[len(rates) // 2]
+
+
+def trees_x_leaves(name: str, p) -> str:
+    n = p.n_estimators
+    shapes = {
+        "xgboost": lambda: f"{3 * n} trees x <={2**p.max_depth} leaves",
+        "lightgbm": lambda: f"{3 * n} trees x <={p.num_leaves} leaves",
+        "catboost": lambda: f"{n} trees x {2**p.depth} leaves (x3 values)",
+    }
+    return shapes[name]() if name in shapes else "n/a"
+
+
+def boosting_figures(name: str, profile: str, data, rounds: int, tmp: Path) -> dict:
+    from factory.models import get_model
+
+    cls = get_model(name)
+    p = cls.params_from(profile, {"n_estimators": rounds, "early_stopping_rounds": rounds})
+    ctx = TimedContext(tmp)
+    start = time.perf_counter()
+    model = cls(p).fit(data, ctx)
+    fit_s = time.perf_counter() - start
+    done = model.n_rounds_
+    per_round = ctx.per_step() if len(ctx.reports) >= 2 else fit_s / done
+    return {
+        "params": trees_x_leaves(name, cls.params_from(profile)),
+        "rounds": done,
+        "fit_s": round(fit_s, 2),
+        "setup_s": round(max(ctx.reports[0][0] - start - per_round * ctx.reports[0][1], 0), 2),
+        "samples_per_s": round(len(data.rows["train"]) / per_round),
+        "s_per_100_rounds": round(per_round * 100, 2),
+        "checkpoints": ctx.saves,
+        "checkpoint_every_rounds": p.checkpoint_every_rounds,
+        "ckpt_share": round(ctx.save_s / fit_s, 4),
+        "extrapolated": False,
+    }
+
+
+def _count_params(net) -> int:
+    return sum(t.numel() for t in net.parameters() if t.requires_grad)
+
+
+def deep_figures(name: str, profile: str, data, batches: int, max_s: float, tmp: Path) -> dict:
+    from factory.context import StopTraining
+    from factory.models import get_model
+
+    cls = get_model(name)
+    p = cls.params_from(profile, {"report_every_batches": 1})
+    ctx = TimedContext(tmp, stop_after=batches, max_s=max_s)
+    start = time.perf_counter()
+    with contextlib.suppress(StopTraining):
+        cls(p).fit(data, ctx)
+    per_batch = ctx.per_step(skip=1)  # the first batch warms up
+    n_batches = math.ceil(len(data.rows["train"]) / p.batch_size)
+    epoch_s = per_batch * n_batches
+    save_each = ctx.save_s / max(ctx.saves, 1)
+    per_epoch = math.floor(epoch_s / p.checkpoint_every_s) + 1
+    return {
+        "params": _count_params(cls.build_net(data.n_features, p)),
+        "batches_timed": ctx.reports[-1][1] if ctx.reports else 0,
+        "batch_size": p.batch_size,
+        "setup_s": round(ctx.reports[0][0] - start - per_batch, 2) if ctx.reports else None,
+        "samples_per_s": round(p.batch_size / per_batch),
+        "s_per_epoch": round(epoch_s, 2),
+        "checkpoints": ctx.saves,
+        "save_s_each": round(save_each, 4),
+        "ckpt_share": round(save_each * per_epoch / epoch_s, 4),
+        "extrapolated": True,
+    }
+
+
+def _bare_loop(cls, p, data, n: int) -> float:
+    """Seconds per batch of a plain PyTorch loop over the batches our loop takes."""
+    import torch
+    import torch.nn.functional as F
+
+    torch.manual_seed(p.seed)
+    net = cls.build_net(data.n_features, p)
+    opt = torch.optim.AdamW(net.parameters(), lr=p.learning_rate, weight_decay=p.weight_decay)
+    windows, y = data.sequence("train", p.lookback)
+    y, w = torch.from_numpy(y), torch.tensor(data.class_weights, dtype=torch.float32)
+    order = torch.randperm(len(windows), generator=torch.Generator().manual_seed(p.seed))
+    net.train()
+    times = []
+    for b in range(n):
+        start = time.perf_counter()
+        idx = order[b * p.batch_size : (b + 1) * p.batch_size]
+        x = torch.from_numpy(windows.batch(idx.numpy()))
+        opt.zero_grad(set_to_none=True)
+        loss = F.cross_entropy(net(x), y[idx], weight=w)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(net.parameters(), p.grad_clip)
+        opt.step()
+        times.append(time.perf_counter() - start)
+    return sorted(times[1:])[(len(times) - 1) // 2]  # median, the first batch left out
+
+
+def ours_vs_bare(profile: str, data, batches: int, reps: int, tmp: Path, name="lstm") -> dict:
+    """Our loop's median seconds per batch (from its per-batch reports) against a bare
+    loop's; `reps` times each, interleaved, the fastest of each kept (the CPU is shared)."""
+    from factory.context import StopTraining
+    from factory.models import get_model
+
+    cls = get_model(name)
+    p = cls.params_from(profile, {"report_every_batches": 1})
+    ours, bare = [], []
+    for i in range(reps):
+        ctx = TimedContext(tmp / f"ours-{i}", stop_after=batches + 1)
+        with contextlib.suppress(StopTraining):
+            cls(p).fit(data, ctx)
+        ours.append(ctx.per_step(skip=1))
+        bare.append(_bare_loop(cls, p, data, batches + 1))
+    return {
+        "model": name,
+        "profile": profile,
+        "batches": batches,
+        "batch_size": p.batch_size,
+        "ours_s_per_batch": round(min(ours), 5),
+        "bare_s_per_batch": round(min(bare), 5),
+        "ratio": round(min(ours) / min(bare), 3),
+    }
+
+
+def lightgbm_col_wise(rows: int, cols: int, rounds: int) -> dict:
+    """Seconds per round (default-profile params) with the automatic choice and col-wise."""
+    import lightgbm as lgb
+    import numpy as np
+
+    from factory.models.lightgbm_model import booster_params
+    from factory.models.params import LightGBMParams
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((rows, cols), dtype=np.float32)
+    y = rng.integers(0, 3, rows)
+    messages: list[str] = []
+
+    class _Log:
+        def info(self, msg: str) -> None:
+            messages.append(msg)
+
+        warning = info
+
+    lgb.register_logger(_Log())
+    out = {"rows": rows, "cols": cols, "rounds": rounds}
+    for mode in ("auto", "force_col_wise"):
+        params = booster_params(LightGBMParams()) | {"verbosity": 1}
+        params["force_col_wise"] = mode == "force_col_wise"
+        messages.clear()
+        start = time.perf_counter()
+        booster = lgb.Booster(params, lgb.Dataset(X, y, params=params))
+        setup = time.perf_counter() - start
+        times = []
+        for _ in range(rounds):
+            start = time.perf_counter()
+            booster.update()
+            times.append(time.perf_counter() - start)
+        chosen = [
+            m.split("Auto-choosing ")[1].split(",")[0] for m in messages if "Auto-choosing" in m
+        ]
+        out[mode] = {
+            "setup_s": round(setup, 2),
+            "s_per_round": round(sorted(times)[len(times) // 2], 3),
+            "chosen": chosen[0] if chosen else "col-wise (forced)",
+        }
+        del booster
+    return out
+
+
+def run(args) -> dict:
+    from factory.models import MODELS, get_model
+
+    quick = 0 if args.quick else 1
+    size = {k: v[quick] for k, v in SIZES.items()}
+    rows = args.rows or size["rows"]
+    names = args.models.split(",") if args.models else list(MODELS)
+    profiles = args.profiles.split(",")
+    load = [round(x, 1) for x in os.getloadavg()]
+    out: dict = {"machine": {"cpus": os.cpu_count(), "loadavg_start": load}, "models": []}
+    out["quick"] = bool(args.quick)
+    with tempfile.TemporaryDirectory(prefix="bench-models-") as tmp_dir:
+        tmp = Path(tmp_dir)
+        start = time.perf_counter()
+        data = build_data(rows, tmp / "home")
+        out["data"] = {
+            "decision_rows": len(data.X),
+            "train_rows": len(data.rows["train"]),
+            "features": data.n_features,
+            "build_s": round(time.perf_counter() - start, 1),
+        }
+        for name in names:
+            deep = hasattr(get_model(name), "build_net")
+            for profile in profiles:
+                began = time.perf_counter()
+                where = tmp / f"ck-{name}-{profile}"
+                if deep:
+                    figures = deep_figures(
+                        name, profile, data, size["batches"][profile], size["deep_max_s"], where
+                    )
+                else:
+                    figures = boosting_figures(name, profile, data, size["rounds"][profile], where)
+                row = {"model": name, "profile": profile, "kind": "deep" if deep else "boosting"}
+                out["models"].append(row | figures)
+                _progress(row, began)
+        if "lstm" in names:
+            bare = size["bare_batches"]
+            out["ours_vs_bare"] = [
+                ours_vs_bare(p, data, bare[p], size["bare_reps"], tmp / f"bare-{p}")
+                for p in profiles
+                if p in bare
+            ]
+    if "lightgbm" in names:
+        out["lightgbm_col_wise"] = lightgbm_col_wise(size["lgbm_rows"], 100, size["lgbm_rounds"])
+    out["seconds"] = round(time.perf_counter() - start, 1)
+    out["machine"]["loadavg_end"] = [round(x, 1) for x in os.getloadavg()]
+    return out
+
+
+def _progress(row: dict, since: float) -> None:
+    took = time.perf_counter() - since
+    print(f"  {row['model']} {row['profile']}: {took:.0f} s", file=sys.stderr, flush=True)
+
+
+def _print_table(out: dict) -> None:
+    d, m = out["data"], out["machine"]
+    print(
+        f"data: {d['decision_rows']:,} decision rows ({d['train_rows']:,} train), "
+        f"{d['features']} features; {m['cpus']} CPUs, load average {m['loadavg_start'][0]} at "
+        f"the start, {m['loadavg_end'][0]} at the end (other processes share the CPUs)"
+    )
+    head = f"{'model':<13}{'profile':<9}{'params':>32}{'samples/s':>11}{'s/unit':>16}{'ckpt':>8}"
+    print(head)
+    for r in out["models"]:
+        if r["kind"] == "deep":
+            unit = f"~{r['s_per_epoch']:.1f}/epoch"
+        else:
+            unit = f"{r['s_per_100_rounds']:.2f}/100 rnd"
+        params = f"{r['params']:,}" if isinstance(r["params"], int) else r["params"]
+        print(
+            f"{r['model']:<13}{r['profile']:<9}{params:>32}{r['samples_per_s']:>11,}"
+            f"{unit:>16}{r['ckpt_share'] * 100:>7.2f}%"
+        )
+    print("~ deep models: extrapolated to the epoch from the batches timed:")
+    print(
+        "  "
+        + ", ".join(
+            f"{r['model']}/{r['profile']} {r['batches_timed']}"
+            for r in out["models"]
+            if r["kind"] == "deep"
+        )
+    )
+    for r in out.get("ours_vs_bare", []):
+        print(
+            f"{r['model']} {r['profile']}: our loop {r['ours_s_per_batch'] * 1000:.1f} ms/batch, "
+            f"bare PyTorch {r['bare_s_per_batch'] * 1000:.1f} ms/batch (batch {r['batch_size']}, "
+            f"{r['batches']} batches): {r['ratio']:.2f}x (target <= 1.10x)"
+        )
+    lg = out.get("lightgbm_col_wise")
+    if lg:
+        auto, col = lg["auto"], lg["force_col_wise"]
+        print(
+            f"lightgbm {lg['rows']:,} x {lg['cols']}: auto ({auto['chosen']}) "
+            f"{auto['s_per_round']:.2f} s/round, force_col_wise {col['s_per_round']:.2f} s/round "
+            f"(median of {lg['rounds']}; setup {auto['setup_s']:.1f} / {col['setup_s']:.1f} s)"
+        )
+    print(f"total {out['seconds']:.0f} s")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", help="comma-separated registry names (default: all)")
+    parser.add_argument("--profiles", default="tiny,default")
+    parser.add_argument("--rows", type=int, help="decision rows (default 100000; quick 20000)")
+    parser.add_argument("--quick", action="store_true", help="small sizes (< 2 minutes)")
+    parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    args = parser.parse_args()
+    out = run(args)
+    if args.json:
+        print(json.dumps(out, indent=1))
+    else:
+        _print_table(out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
