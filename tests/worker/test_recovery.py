@@ -118,3 +118,20 @@ def test_a_dead_worker_is_reaped_while_every_other_worker_is_busy(cluster):
     )
     assert time.monotonic() - killed_at <= TEST_TTL_S + 2 * TEST_REAPER_S + 3
     assert b.poll() is None
+
+
+def test_sigterm_checkpoints_hands_the_job_back_and_exits(cluster):
+    plan = cluster.submit()
+    job = _train_id(plan)
+    first = cluster.worker("w1")
+    wait_for(lambda: _checkpointed(cluster.client, job), 60, "a first checkpoint")
+    first.send_signal(signal.SIGTERM)  # the worker process only, as Colab's stop button does
+    assert first.wait(timeout=60) == 0
+    state = job_state(cluster.client, job)
+    assert state["handbacks"] == "1" and state.get("preemptions") is None
+    assert not cluster.client.exists(f"mlf:failures:{job}")
+    handed_back_at = int(state["checkpoint_step"])
+    cluster.worker("w2")
+    result = wait_for(lambda: job_result(cluster.client, job), 300, "the job to finish")
+    assert int(job_state(cluster.client, job)["resumed_from"]) == handed_back_at
+    assert result["attempt"] == 2
