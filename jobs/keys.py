@@ -46,3 +46,4 @@ def plan(plan_id: str) -> str:
 
 OPEN_PLANS = f"{PREFIX}:plans:open"  # set of plan ids not yet complete
 ALL_PLANS = f"{PREFIX}:plans:all"  # sorted set: plan id -> submit time
+DURATIONS = f"{PREFIX}:durations"  # hash: "<kind>:<model>" -> seconds the last run took

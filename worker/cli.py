@@ -25,6 +25,31 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="most seconds between reaper passes (default: lease TTL / 2; passes are also "
         "timed to the soonest lease expiry)",
     )
+    p.add_argument(
+        "--max-session-hours",
+        type=float,
+        default=11.5,
+        help="session budget counted from machine boot (default 11.5, Colab)",
+    )
+    p.add_argument(
+        "--session-ends-in",
+        type=float,
+        metavar="SECONDS",
+        help="the session ends this many seconds from now (overrides the uptime)",
+    )
+    p.add_argument(
+        "--handback-margin",
+        type=float,
+        default=180.0,
+        metavar="SECONDS",
+        help="checkpoint and hand the job back this long before the end (180)",
+    )
+    p.add_argument(
+        "--min-free-mb",
+        type=float,
+        default=256.0,
+        help="refuse to start when the storage root has less free space (256)",
+    )
     p.add_argument("--max-jobs", type=int, help="quit after this many jobs")
     p.add_argument("--log-level", default="INFO")
     p.set_defaults(handler=run)
@@ -42,6 +67,10 @@ def run(args: argparse.Namespace) -> int:
         lease_ttl_s=args.lease_ttl,
         reaper_interval_s=args.reaper_interval,
         max_jobs=args.max_jobs,
+        max_session_hours=args.max_session_hours,
+        session_ends_in_s=args.session_ends_in,
+        handback_margin_s=args.handback_margin,
+        min_free_mb=args.min_free_mb,
         log_level=args.log_level,
     )
     return 0

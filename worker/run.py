@@ -16,6 +16,11 @@ from jobs import keys
 from jobs.settings import connect, redact
 from jobs.storage import preflight
 from jobs.versioning import code_version
+from worker.session import (
+    DEFAULT_HANDBACK_MARGIN_S,
+    DEFAULT_MAX_SESSION_HOURS,
+    SessionBudget,
+)
 from worker.worker import LeasedWorker, WorkerSettings
 
 log = logging.getLogger("worker")
@@ -48,13 +53,18 @@ def run_worker(
     reaper_interval_s: float | None = None,
     max_jobs: int | None = None,
     log_level: str = "INFO",
+    max_session_hours: float = DEFAULT_MAX_SESSION_HOURS,
+    session_ends_in_s: float | None = None,
+    handback_margin_s: float = DEFAULT_HANDBACK_MARGIN_S,
+    min_free_mb: float = 256.0,
 ) -> bool:
     """Work jobs until stopped (or, with burst, until the queues are empty).
 
     The storage root is checked before anything is claimed; a Redis restart ends RQ's
     work loop, so the loop is started again once Redis answers.
     """
-    home_path = preflight(Path(home or os.environ.get("FACTORY_HOME") or "factory_home").absolute())
+    home_path = Path(home or os.environ.get("FACTORY_HOME") or "factory_home").absolute()
+    preflight(home_path, int(min_free_mb * 2**20))
     _setup_logging(log_level, redis_url or os.environ.get("REDIS_URL"))
     connection = connect(redis_url, home_path)
     settings = WorkerSettings(
@@ -62,6 +72,7 @@ def run_worker(
         lease_ttl_s=lease_ttl_s,
         reaper_interval_s=reaper_interval_s,
         code_version=code_version(),
+        budget=SessionBudget.start(max_session_hours, session_ends_in_s, handback_margin_s),
     )
     name = name or default_name()
     worked = False
@@ -70,7 +81,13 @@ def run_worker(
             queues or [keys.QUEUE], connection=connection, name=name, settings=settings
         )
         worked = worker.work(burst=burst, max_jobs=max_jobs, logging_level=log_level) or worked
-        if burst or max_jobs or worker.stop_signaled or not _wait_for_redis(connection):
+        if (
+            burst
+            or max_jobs
+            or worker.stop_signaled
+            or worker.session_over
+            or not _wait_for_redis(connection)
+        ):
             return worked
         log.warning("Redis answers again: working again")
 

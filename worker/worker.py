@@ -15,7 +15,7 @@ import signal
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import redis
@@ -40,6 +40,7 @@ from jobs.reaper import Reaper
 from jobs.reconcile import reconcile_if_due
 from jobs.spec import JobSpec, SpecError
 from worker.horse import die_with_parent
+from worker.session import SessionBudget
 
 log = logging.getLogger("worker")
 
@@ -58,6 +59,7 @@ class WorkerSettings:
         return self.reaper_interval_s or self.lease_ttl_s / 2
 
     code_version: str = ""
+    budget: SessionBudget = field(default_factory=SessionBudget.start)
 
 
 class LeasedWorker(Worker):
@@ -78,6 +80,10 @@ class LeasedWorker(Worker):
         self._fenced = threading.Event()
         self._done = threading.Event()
         self.stop_signaled = False
+        self.session_over = False
+        self._declined: set[str] = set()
+        self._budget_handback = False
+        self._spec: JobSpec | None = None
         os.environ[ENV_HOME] = str(settings.home)
         os.environ[ENV_TTL] = str(settings.lease_ttl_s)
         self._progress_file = Path(tempfile.gettempdir()) / f"mlf-progress-{os.getpid()}.json"
@@ -120,6 +126,8 @@ class LeasedWorker(Worker):
         if refusal:
             self._refuse(job, queue, refusal)
             return
+        if self._declines(job, queue):
+            return
         lease = self.leases.claim(job.id, self.name)
         if lease is None:  # a result is final already (a late duplicate): nothing to run
             log.info("job %s already has a final result; skipping", job.id)
@@ -134,8 +142,10 @@ class LeasedWorker(Worker):
             target=self._renew_until, args=(lease, stop), name="lease-renewer", daemon=True
         )
         renewer.start()
+        claimed_at = time.monotonic()
         try:
             super().execute_job(job, queue)
+            self._record_duration(job, time.monotonic() - claimed_at)
         finally:
             stop.set()
             renewer.join()
@@ -144,6 +154,9 @@ class LeasedWorker(Worker):
             except Exception as exc:
                 log.warning("could not release lease of %s: %s", job.id, type(exc).__name__)
             self._lease = None
+            if self._budget_handback:
+                log.warning("session budget spent: this worker stops")
+                self._stop_requested = self.session_over = True
 
     def _refusal(self, job) -> str | None:
         if job.func_name != ENTRY_POINT:
@@ -155,6 +168,7 @@ class LeasedWorker(Worker):
             spec = JobSpec.from_json(job.args[0] if job.args else "")
         except SpecError as exc:
             return f"refused: {exc}"
+        self._spec = spec
         if self.settings.code_version and spec.code != self.settings.code_version:
             return (
                 f"refused: job needs code {spec.code}, this worker runs "
@@ -183,6 +197,7 @@ class LeasedWorker(Worker):
         interval = self.settings.lease_ttl_s / 3
         last_ok = time.monotonic()
         while not stop.wait(interval):
+            self._hand_back_if_session_ends()
             try:
                 if self.leases.renew(lease, read_progress(self._progress_file)):
                     last_ok = time.monotonic()
@@ -198,6 +213,54 @@ class LeasedWorker(Worker):
             self._fenced.set()
             self.kill_horse(signal.SIGKILL)
             return
+
+    # -- the session budget ---------------------------------------------------------
+    def _duration_key(self) -> str:
+        spec = self._spec
+        return f"{spec.kind}:{spec.model}" if spec else ""
+
+    def _declines(self, job, queue) -> bool:
+        """Near the session's end: put the job back instead of starting it."""
+        budget = self.settings.budget
+        if budget.must_hand_back():
+            log.warning(
+                "session ends in %.0f s: leaving job %s to another worker",
+                budget.remaining_s(),
+                job.id,
+            )
+            requeue_job(self.connection, job.id, queue.name, at_front=True)
+            self._stop_requested = self.session_over = True
+            return True
+        expected = self.connection.hget(keys.DURATIONS, self._duration_key())
+        if expected is None or budget.fits(float(expected)):
+            return False
+        log.warning(
+            "job %s took %.0f s last time; %.0f s of session left: declined",
+            job.id,
+            float(expected),
+            budget.remaining_s(),
+        )
+        if job.id in self._declined:
+            time.sleep(5.0)  # only jobs that do not fit are left: do not spin
+        self._declined.add(job.id)
+        requeue_job(self.connection, job.id, queue.name)
+        return True
+
+    def _record_duration(self, job, seconds: float) -> None:
+        if self._duration_key() and job.get_status() == JobStatus.FINISHED:
+            self.connection.hset(keys.DURATIONS, self._duration_key(), f"{seconds:.1f}")
+
+    def _hand_back_if_session_ends(self) -> None:
+        if self._budget_handback or not self.settings.budget.must_hand_back():
+            return
+        self._budget_handback = True
+        log.warning(
+            "session ends in %.0f s: checkpointing and handing the job back",
+            self.settings.budget.remaining_s(),
+        )
+        if self.horse_pid:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.horse_pid, signal.SIGUSR1)
 
     # -- the horse ----------------------------------------------------------------
     def main_work_horse(self, job, queue) -> None:
