@@ -39,13 +39,14 @@ sys.path.insert(0, str(ROOT))  # runnable from a checkout without `pip install -
 BARS_PER_SESSION = 1334  # synthetic 1-minute bars per Globex session
 
 SIZES = {  # quick / full
-    "rows": (20_000, 100_000),
-    "rounds": ({"tiny": 30, "default": 100}, {"tiny": 100, "default": 200}),
-    "batches": ({"tiny": 10, "default": 2}, {"tiny": 100, "default": 12}),
+    "rows": (15_000, 100_000),
+    "rounds": ({"tiny": 30, "default": 30}, {"tiny": 100, "default": 200}),
+    "batches": ({"tiny": 10, "default": 2}, {"tiny": 100, "default": 12}),  # timed
     "deep_max_s": (5.0, 45.0),
+    "deep_batch_cap": (128, None),  # quick: larger batches cut to 128 (the tiny size)
     "bare_batches": ({"tiny": 30}, {"tiny": 200, "default": 10}),  # quick: tiny only
     "bare_reps": (2, 3),
-    "lgbm_rows": (200_000, 1_000_000),
+    "lgbm_rows": (100_000, 1_000_000),
     "lgbm_rounds": (2, 3),
 }
 
@@ -72,7 +73,7 @@ class TimedContext:
         self.inner = LocalContext(CheckpointStore(directory, "bench"))
         self.job_id, self.attempt = self.inner.job_id, self.inner.attempt
         self.stop_after, self.max_s = stop_after, max_s
-        self.save_s, self.saves = 0.0, 0
+        self.save_s, self.saves, self.last_bytes = 0.0, 0, 0
         self.reports: list[tuple[float, int, int]] = []
 
     def report(self, step, total, metrics=None):
@@ -82,24 +83,24 @@ class TimedContext:
         if self.stop_after is None or not self.reports:
             return False
         first, last = self.reports[0], self.reports[-1]
-        return last[1] >= self.stop_after or (
-            last[0] - first[0] >= self.max_s and len(self.reports) >= 3
-        )
+        over_time = last[0] - first[0] >= self.max_s and len(self.reports) >= 2
+        return last[1] >= self.stop_after or over_time
 
     def save_checkpoint(self, step, files, state):
         start = time.perf_counter()
         ok = self.inner.save_checkpoint(step, files, state)
         self.save_s += time.perf_counter() - start
         self.saves += 1
+        self.last_bytes = sum(len(b) for b in files.values())
         return ok
 
     def latest_checkpoint(self):
         return self.inner.latest_checkpoint()
 
-    def per_step(self, skip: int = 0) -> float:
-        """Median seconds per step between consecutive reports, the first `skip` left out
-        (a median: the CPU may be shared, and bursts of load should not count)."""
-        pts = self.reports[min(skip, len(self.reports) - 2) :]
+    def per_step(self) -> float:
+        """Median seconds per step between consecutive reports (a median: the CPU may be
+        shared, and bursts of load should not count)."""
+        pts = self.reports
         rates = sorted(
             (t1 - t0) / max(s1 - s0, 1) for (t0, s0, _), (t1, s1, _) in itertools.pairwise(pts)
         )
@@ -126,7 +127,8 @@ def boosting_figures(name: str, profile: str, data, rounds: int, tmp: Path) -> d
     model = cls(p).fit(data, ctx)
     fit_s = time.perf_counter() - start
     done = model.n_rounds_
-    per_round = ctx.per_step() if len(ctx.reports) >= 2 else fit_s / done
+    steady = len(ctx.reports) >= 2
+    per_round = ctx.per_step() if steady else fit_s / done
     return {
         "params": trees_x_leaves(name, cls.params_from(profile)),
         "rounds": done,
@@ -137,7 +139,9 @@ def boosting_figures(name: str, profile: str, data, rounds: int, tmp: Path) -> d
         "checkpoints": ctx.saves,
         "checkpoint_every_rounds": p.checkpoint_every_rounds,
         "ckpt_share": round(ctx.save_s / fit_s, 4),
+        "ckpt_mb": round(ctx.last_bytes / 2**20, 2),
         "extrapolated": False,
+        "note": "" if steady else "one checkpoint: s/100 rounds includes the setup",
     }
 
 
@@ -145,32 +149,41 @@ def _count_params(net) -> int:
     return sum(t.numel() for t in net.parameters() if t.requires_grad)
 
 
-def deep_figures(name: str, profile: str, data, batches: int, max_s: float, tmp: Path) -> dict:
+def deep_figures(name: str, profile: str, data, size: dict, tmp: Path) -> dict:
+    """Time a bounded number of batches (the report after the first batch starts the
+    clock) and extrapolate to the epoch. With `deep_batch_cap` (quick) a larger batch is
+    cut to the cap and the rate per sample is taken as the same (said in `note`)."""
     from factory.context import StopTraining
     from factory.models import get_model
 
     cls = get_model(name)
-    p = cls.params_from(profile, {"report_every_batches": 1})
-    ctx = TimedContext(tmp, stop_after=batches, max_s=max_s)
+    over: dict = {"report_every_batches": 1}
+    cap, note = size["deep_batch_cap"], ""
+    if cap and cls.params_from(profile).batch_size > cap:
+        over["batch_size"] = cap
+        note = f"batch cut to {cap}"
+    p = cls.params_from(profile, over)
+    ctx = TimedContext(tmp, stop_after=size["batches"][profile] + 1, max_s=size["deep_max_s"])
     start = time.perf_counter()
     with contextlib.suppress(StopTraining):
         cls(p).fit(data, ctx)
-    per_batch = ctx.per_step(skip=1)  # the first batch warms up
-    n_batches = math.ceil(len(data.rows["train"]) / p.batch_size)
-    epoch_s = per_batch * n_batches
+    per_batch = ctx.per_step()
+    epoch_s = per_batch * len(data.rows["train"]) / p.batch_size
     save_each = ctx.save_s / max(ctx.saves, 1)
     per_epoch = math.floor(epoch_s / p.checkpoint_every_s) + 1
     return {
         "params": _count_params(cls.build_net(data.n_features, p)),
-        "batches_timed": ctx.reports[-1][1] if ctx.reports else 0,
+        "batches_timed": ctx.reports[-1][1] - 1,
         "batch_size": p.batch_size,
-        "setup_s": round(ctx.reports[0][0] - start - per_batch, 2) if ctx.reports else None,
+        "setup_s": round(ctx.reports[0][0] - start - per_batch, 2),
         "samples_per_s": round(p.batch_size / per_batch),
         "s_per_epoch": round(epoch_s, 2),
         "checkpoints": ctx.saves,
         "save_s_each": round(save_each, 4),
         "ckpt_share": round(save_each * per_epoch / epoch_s, 4),
+        "ckpt_mb": round(ctx.last_bytes / 2**20, 2),
         "extrapolated": True,
+        "note": note,
     }
 
 
@@ -213,7 +226,7 @@ def ours_vs_bare(profile: str, data, batches: int, reps: int, tmp: Path, name="l
         ctx = TimedContext(tmp / f"ours-{i}", stop_after=batches + 1)
         with contextlib.suppress(StopTraining):
             cls(p).fit(data, ctx)
-        ours.append(ctx.per_step(skip=1))
+        ours.append(ctx.per_step())  # the clock starts after the first batch
         bare.append(_bare_loop(cls, p, data, batches + 1))
     return {
         "model": name,
@@ -298,9 +311,7 @@ def run(args) -> dict:
                 began = time.perf_counter()
                 where = tmp / f"ck-{name}-{profile}"
                 if deep:
-                    figures = deep_figures(
-                        name, profile, data, size["batches"][profile], size["deep_max_s"], where
-                    )
+                    figures = deep_figures(name, profile, data, size, where)
                 else:
                     figures = boosting_figures(name, profile, data, size["rounds"][profile], where)
                 row = {"model": name, "profile": profile, "kind": "deep" if deep else "boosting"}
@@ -325,6 +336,21 @@ def _progress(row: dict, since: float) -> None:
     print(f"  {row['model']} {row['profile']}: {took:.0f} s", file=sys.stderr, flush=True)
 
 
+def _model_line(r: dict) -> str:
+    if r["kind"] == "deep":
+        unit = f"~{r['s_per_epoch']:.1f}/epoch"
+        how = f"{r['batches_timed']} batches of {r['batch_size']} timed"
+    else:
+        unit = f"{r['s_per_100_rounds']:.2f}/100 rnd"
+        how = f"{r['rounds']} rounds, {r['checkpoints']} checkpoint(s)"
+    how += f"; {r['note']}" if r["note"] else ""
+    params = f"{r['params']:,}" if isinstance(r["params"], int) else r["params"]
+    return (
+        f"{r['model']:<13}{r['profile']:<8}{params:>34}{r['samples_per_s']:>10,}"
+        f"{unit:>16}{r['ckpt_share'] * 100:>7.2f}%{r['ckpt_mb']:>8.1f}  {how}"
+    )
+
+
 def _print_table(out: dict) -> None:
     d, m = out["data"], out["machine"]
     print(
@@ -332,27 +358,11 @@ def _print_table(out: dict) -> None:
         f"{d['features']} features; {m['cpus']} CPUs, load average {m['loadavg_start'][0]} at "
         f"the start, {m['loadavg_end'][0]} at the end (other processes share the CPUs)"
     )
-    head = f"{'model':<13}{'profile':<9}{'params':>32}{'samples/s':>11}{'s/unit':>16}{'ckpt':>8}"
-    print(head)
+    head = f"{'model':<13}{'profile':<8}{'params':>34}{'samples/s':>10}{'s/unit':>16}"
+    print(f"{head}{'ckpt':>8}{'ckpt MB':>8}")
     for r in out["models"]:
-        if r["kind"] == "deep":
-            unit = f"~{r['s_per_epoch']:.1f}/epoch"
-        else:
-            unit = f"{r['s_per_100_rounds']:.2f}/100 rnd"
-        params = f"{r['params']:,}" if isinstance(r["params"], int) else r["params"]
-        print(
-            f"{r['model']:<13}{r['profile']:<9}{params:>32}{r['samples_per_s']:>11,}"
-            f"{unit:>16}{r['ckpt_share'] * 100:>7.2f}%"
-        )
-    print("~ deep models: extrapolated to the epoch from the batches timed:")
-    print(
-        "  "
-        + ", ".join(
-            f"{r['model']}/{r['profile']} {r['batches_timed']}"
-            for r in out["models"]
-            if r["kind"] == "deep"
-        )
-    )
+        print(_model_line(r))
+    print("~ extrapolated to the epoch from the batches timed (validation not included)")
     for r in out.get("ours_vs_bare", []):
         print(
             f"{r['model']} {r['profile']}: our loop {r['ours_s_per_batch'] * 1000:.1f} ms/batch, "
