@@ -150,13 +150,19 @@ def ours_one_kill(server, home: Path, dataset: Path, seed: int) -> dict:
     time.sleep(3.0 + random.uniform(0.0, 8.0))  # a random moment; the idle worker waits
     _kill_tree(busy)
     killed, killed_wall = time.monotonic(), time.time()
-    _wait(
-        lambda: (
-            _state(client, job).get("attempt") == "2"
-            and _state(client, job).get("resumed_from") not in (None, "")
-        ),
-        300,
-    )
+    try:
+        _wait(
+            lambda: (
+                _state(client, job).get("attempt") == "2"
+                and _state(client, job).get("resumed_from") not in (None, "")
+            ),
+            300,
+        )
+    except TimeoutError:
+        _kill_tree(idle)
+        tail = (home / f"idle{seed}.log").read_text()[-2000:]
+        print(f"kill {seed}: not resumed within 300 s; idle worker log:\n{tail}", file=sys.stderr)
+        return {"seconds": None, "lost_s": None}
     seconds = time.monotonic() - killed
     resumed_from = int(_state(client, job)["resumed_from"])
     records = [json.loads(r) for r in client.lrange(f"mlf:ckpts:{job}", 0, -1)]
@@ -294,11 +300,12 @@ def main() -> int:
 
 
 def _report(ours, plain, commands, args) -> dict:
-    ours_s = [o["seconds"] for o in ours]
+    ours_s = [o["seconds"] for o in ours if o["seconds"] is not None]
     plain_s = [p["seconds"] for p in plain if p["seconds"] is not None]
     lost = [o["lost_s"] for o in ours if o["lost_s"] is not None]
     return {
         "ours": {
+            "not_resumed": len(ours) - len(ours_s),
             "kills": len(ours),
             "p50_s": _pct(ours_s, 0.5),
             "p95_s": _pct(ours_s, 0.95),
