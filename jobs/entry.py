@@ -117,7 +117,14 @@ def _run_data(spec, job_id, home, connection, leases, lease) -> dict[str, Any]:
 
 
 def resolve_dataset_dir(spec: JobSpec, connection) -> Path:
-    """The dataset a model job trains on: given directly, or the result of its data job."""
+    """The dataset a model job trains on (a verified local copy when a cache is set)."""
+    from jobs.datacache import local_dataset
+
+    return local_dataset(_dataset_dir_of(spec, connection))
+
+
+def _dataset_dir_of(spec: JobSpec, connection) -> Path:
+    """Given directly, or the result of the plan's data job."""
     if "dataset_dir" in spec.dataset:
         return Path(spec.dataset["dataset_dir"])
     data_job = spec.dataset.get("from_job")

@@ -26,6 +26,7 @@ from rq.serializers import JSONSerializer
 from jobs import keys
 from jobs.context import read_progress
 from jobs.control import cancel_dependents, remove_started, requeue_job
+from jobs.datacache import ENV_CACHE
 from jobs.entry import (
     ENTRY_POINT,
     ENV_ATTEMPT,
@@ -60,6 +61,8 @@ class WorkerSettings:
 
     code_version: str = ""
     budget: SessionBudget = field(default_factory=SessionBudget.start)
+    # datasets are copied here (local disk) once per session, verified by checksum
+    data_cache: Path = field(default_factory=lambda: Path(tempfile.gettempdir()) / "mlf-cache")
 
 
 class LeasedWorker(Worker):
@@ -88,6 +91,7 @@ class LeasedWorker(Worker):
         os.environ[ENV_TTL] = str(settings.lease_ttl_s)
         self._progress_file = Path(tempfile.gettempdir()) / f"mlf-progress-{os.getpid()}.json"
         os.environ[ENV_PROGRESS] = str(self._progress_file)
+        os.environ[ENV_CACHE] = str(settings.data_cache)
 
     # -- the loop ---------------------------------------------------------------
     def work(self, *args, **kwargs) -> bool:
