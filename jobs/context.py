@@ -39,6 +39,7 @@ class RedisContext:
         report_every_s: float = 2.0,
         checkpoint_wait_s: float = 30.0,
         progress_file: Path | None = None,
+        on_report=None,
     ) -> None:
         self.connection = connection
         self.leases = leases
@@ -48,6 +49,7 @@ class RedisContext:
         self.attempt = lease.attempt
         self._stop_flag = stop_flag or (lambda: False)
         self.progress_file = progress_file
+        self._on_report = on_report
         self._report_every_s = report_every_s
         self._last_report = 0.0
         self._wait_s = checkpoint_wait_s
@@ -65,6 +67,8 @@ class RedisContext:
     def report(self, step: int, total: int, metrics: dict[str, float] | None = None) -> None:
         """Progress goes to a local file; the worker's lease renewal carries it to Redis,
         so reporting costs no Redis command (and never blocks training on Redis)."""
+        if metrics and self._on_report is not None:
+            self._on_report(metrics, step)  # every epoch / round chunk (e.g. to W&B)
         now = time.monotonic()
         if now - self._last_report < self._report_every_s and step < total:
             return

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from jobs import keys
+from jobs import keys, tracking
 from jobs.lease import Lease, Leases, RedisUnreachable, call_with_retry
 from jobs.spec import JobSpec, SpecError
 
@@ -142,6 +142,7 @@ def _run_train(spec, job_id, home, connection, leases, lease) -> dict[str, Any]:
     dataset_dir = resolve_dataset_dir(spec, connection)
     store = CheckpointStore(home, job_id)
     progress = os.environ.get(ENV_PROGRESS)
+    tracker = tracking.start(job_id, spec.to_dict(), home)
     ctx = RedisContext(
         connection,
         leases,
@@ -149,8 +150,10 @@ def _run_train(spec, job_id, home, connection, leases, lease) -> dict[str, Any]:
         store,
         stop_flag=stop_requested,
         progress_file=Path(progress) if progress else None,
+        on_report=tracker.log,
     )
     result, model = train_model(dataset_dir, spec.model, spec.horizon, dict(spec.params), ctx)
+    tracker.finish({"metrics": result.get("metrics", {}), "attempt": lease.attempt})
     # staged under the attempt's name; it becomes the job's bundle only once final
     staged = save_bundle(model, result, home / "models" / ".staged" / f"{job_id}-{lease.attempt}")
     final = home / "models" / job_id
