@@ -13,7 +13,14 @@ import importlib
 import sys
 
 # subcommand modules, in the order `factory --help` lists them
-SUBCOMMAND_MODULES = ("factory.cli", "factory.cli_train", "worker.cli", "submitter.status")
+SUBCOMMAND_MODULES = (
+    "factory.cli",
+    "factory.cli_train",
+    "factory.cli_predict",
+    "worker.cli",
+    "submitter.status",
+    "submitter.demo",
+)
 EXIT_USAGE = 2
 
 
