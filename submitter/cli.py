@@ -16,7 +16,6 @@ import sys
 SUBCOMMAND_MODULES = (
     "factory.cli",
     "factory.cli_train",
-    "factory.cli_predict",
     "worker.cli",
     "submitter.status",
     "submitter.demo",
