@@ -128,7 +128,7 @@ class LeasedWorker(Worker):
     def execute_job(self, job, queue) -> None:
         refusal = self._refusal(job)
         if refusal:
-            self._refuse(job, queue, refusal)
+            self._refuse(job, queue, *refusal)
             return
         if self._declines(job, queue):
             return
@@ -162,34 +162,37 @@ class LeasedWorker(Worker):
                 log.warning("session budget spent: this worker stops")
                 self._stop_requested = self.session_over = True
 
-    def _refusal(self, job) -> str | None:
+    def _refusal(self, job) -> tuple[str, bool] | None:
+        """Why this worker will not run `job`, and whether another worker might: or None."""
         if job.func_name != ENTRY_POINT:
-            return (
+            reason = (
                 f"refused: job names callable {job.func_name!r}; only {ENTRY_POINT} runs "
                 "(job specs name a kind, never a function)"
             )
+            return reason, False
         try:
             spec = JobSpec.from_json(job.args[0] if job.args else "")
         except SpecError as exc:
-            return f"refused: {exc}"
+            return f"refused: {exc}", False
         self._spec = spec
         if self.settings.code_version and spec.code != self.settings.code_version:
-            return (
+            reason = (
                 f"refused: job needs code {spec.code}, this worker runs "
                 f"{self.settings.code_version}; fix: install the plan's version"
             )
+            return reason, True
         return None
 
-    def _refuse(self, job, queue, reason: str) -> None:
+    def _refuse(self, job, queue, reason: str, another_may_run_it: bool) -> None:
         from jobs.control import fail_job
 
         log.error("job %s %s", job.id, reason)
-        if "code" in reason and "callable" not in reason:
-            requeue_job(self.connection, job.id, queue.name)  # another worker may run it
-            self.connection.hset(keys.state(job.id), "error", reason)
-            time.sleep(1.0)
+        if not another_may_run_it:
+            fail_job(self.connection, job.id, reason)
             return
-        fail_job(self.connection, job.id, reason)
+        requeue_job(self.connection, job.id, queue.name)
+        self.connection.hset(keys.state(job.id), "error", reason)
+        time.sleep(1.0)  # do not spin on a queue of jobs for other code
 
     def _drop(self, job, queue) -> None:
         """A job whose result is final already: mark it finished, release its dependents."""
