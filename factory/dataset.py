@@ -91,7 +91,27 @@ def build_dataset(
     return DatasetResult(final, did, False, load_manifest(final))
 
 
-def _run_phases(raw_path: Path, config: DatasetConfig, progress: PhaseProgress):
+@dataclass(frozen=True)
+class FeatureFrames:
+    """What phases 1-3 make of a raw file: clean 1-minute bars, decision bars, features."""
+
+    bars: pd.DataFrame  # in-session, validated 1-minute bars
+    decision: pd.DataFrame  # decision bars (OHLCV) at the config's timeframe
+    features: pd.DataFrame  # one row per decision bar (index == decision.index)
+    ingest_info: dict
+    report: dict  # validation report, session report included
+
+
+def build_feature_frames(
+    raw_path: Path,
+    config: DatasetConfig,
+    progress: PhaseProgress | None = None,
+    for_training: bool = True,
+) -> FeatureFrames:
+    """Phases 1-3 (ingest, validate, sessions, resample, features): the one feature path,
+    used by the dataset pipeline and by inference (`for_training=False` skips the check
+    that there are enough bars to train on)."""
+    progress = progress or PhaseProgress(PHASES, enabled=False)
     source = str(raw_path)
     with progress.phase("ingest"):
         raw_bars, ingest_info = read_bars(raw_path, config.tz)
@@ -102,9 +122,17 @@ def _run_phases(raw_path: Path, config: DatasetConfig, progress: PhaseProgress):
         bars, session_report = _apply_sessions(bars, config, source)
         decision = resample_bars(bars, config.timeframe_min)
         sessions = session_frame(decision.index)
-        _check_enough_bars(len(decision), config, source)
+        if for_training:
+            _check_enough_bars(len(decision), config, source)
     with progress.phase("features"):
         feats = feature_lib.build_features(bars, decision, config.timeframe_min, sessions)
+    return FeatureFrames(bars, decision, feats, ingest_info, report | session_report)
+
+
+def _run_phases(raw_path: Path, config: DatasetConfig, progress: PhaseProgress):
+    frames = build_feature_frames(raw_path, config, progress)
+    bars, decision, feats = frames.bars, frames.decision, frames.features
+    ingest_info, report = frames.ingest_info, frames.report
     with progress.phase("labels"):
         d_atr = atr(
             decision["high"].to_numpy(),
@@ -117,7 +145,7 @@ def _run_phases(raw_path: Path, config: DatasetConfig, progress: PhaseProgress):
         )
         labels["cost_ret"] = round_trip_cost_ret(decision["close"].to_numpy(), config)
     with progress.phase("splits"):
-        usable = _usable_rows(feats, config.lookback_bars)
+        usable = usable_rows(feats, config.lookback_bars)
         t1 = labels[f"t1_h{config.max_horizon}"].to_numpy(dtype="datetime64[ns]")
         split = time_split(
             decision.index,
@@ -136,7 +164,7 @@ def _run_phases(raw_path: Path, config: DatasetConfig, progress: PhaseProgress):
         "code_version": code_version(),
         "data_code_version": data_code_version(),
         "ingest": ingest_info,
-        "validation": report | session_report,
+        "validation": report,
         "rows": {
             "raw": ingest_info["raw_rows"],
             "valid_1m": report["rows_out"],
@@ -199,7 +227,7 @@ def _check_enough_bars(n_decision: int, config: DatasetConfig, source: str) -> N
         )
 
 
-def _usable_rows(feats: pd.DataFrame, lookback: int) -> np.ndarray:
+def usable_rows(feats: pd.DataFrame, lookback: int) -> np.ndarray:
     """Rows whose features and whole lookback window are finite (same rows for all models)."""
     bad = ~np.isfinite(feats.to_numpy()).all(axis=1)
     first_clean = int(np.flatnonzero(bad)[-1]) + 1 if bad.any() else 0

@@ -17,7 +17,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from factory.backtest import DEFAULT_THRESHOLD, backtest_dataset_rows
 from factory.context import TrainingContext
+from factory.evaluation import class_prior, classification_report
 from factory.metrics import classification_metrics, predictions_sha256
 from factory.models import get_model
 from factory.models.base import Model
@@ -27,6 +29,7 @@ from factory.version import code_version
 
 RESULT_FILE = "result.json"
 BUNDLE_FILE = "bundle.json"
+DATASET_FILE = "dataset.json"  # what inference needs of the dataset: config, scaler, costs
 
 
 def job_id_for(dataset_id: str, model_name: str, horizon: int, params: dict[str, Any]) -> str:
@@ -39,14 +42,22 @@ def job_id_for(dataset_id: str, model_name: str, horizon: int, params: dict[str,
     return f"{model_name}-h{int(horizon)}-{digest[:16]}"
 
 
-def evaluate(model: Model, data: TrainingData) -> tuple[dict[str, dict], str]:
-    """Metrics on val and test, and the sha256 of the test probabilities."""
+def evaluate(
+    model: Model, data: TrainingData, threshold: float = DEFAULT_THRESHOLD
+) -> tuple[dict[str, dict], str]:
+    """Metrics on val and test (factory.evaluation, prior from the train labels; a
+    backtest of the test period), and the sha256 of the test probabilities."""
     metrics = {}
     test_proba = None
+    prior = class_prior(data.labels("train"))
     for split in ("val", "test"):
         proba = model.predict_proba(data, split)
-        metrics[split] = classification_metrics(data.labels(split), proba)
+        y = data.labels(split)
+        metrics[split] = classification_report(y, proba, prior) | classification_metrics(y, proba)
         test_proba = proba
+    metrics["test"]["backtest"] = backtest_dataset_rows(
+        data.dataset_dir, data.horizon, data.split_rows("test"), test_proba, threshold
+    )
     return metrics, predictions_sha256(test_proba)
 
 
@@ -69,6 +80,7 @@ def train_model(
         "kind": model.kind,
         "horizon": data.horizon,
         "dataset_id": data.dataset_id,
+        "dataset_dir": str(data.dataset_dir),
         "params": dataclasses.asdict(resolved),
         "metrics": metrics,
         "test_predictions_sha256": test_sha,
@@ -98,8 +110,39 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def save_bundle(model: Model, result: dict[str, Any], directory: str | Path) -> Path:
-    """Model files + config (feature list included) + result + checksums, written under a
+def dataset_info(dataset_dir: str | Path) -> dict[str, Any]:
+    """What a bundle keeps of its dataset so that it can predict on raw bars alone: the
+    dataset config (feature settings, timezone), its scaler, feature list and costs."""
+    directory = Path(dataset_dir)
+    manifest = json.loads((directory / "manifest.json").read_text())
+    return {
+        "dataset_id": manifest.get("dataset_id", directory.name),
+        "config": manifest["config"],
+        "costs": manifest["costs"],
+        "feature_columns": manifest["feature_columns"],
+        "scaler": json.loads((directory / "scaler.json").read_text()),
+    }
+
+
+def write_checksums(tmp: Path, meta: dict[str, Any]) -> None:
+    """bundle.json: `meta` plus the sha256 and size of every file under `tmp` (recursive,
+    by relative path); factory.inference verifies them on load."""
+    files = {
+        p.relative_to(tmp).as_posix(): {"sha256": _sha256(p), "bytes": p.stat().st_size}
+        for p in sorted(tmp.rglob("*"))
+        if p.is_file()
+    }
+    (tmp / BUNDLE_FILE).write_text(json.dumps(meta | {"files": files}, indent=1))
+
+
+def save_bundle(
+    model: Model,
+    result: dict[str, Any],
+    directory: str | Path,
+    dataset_dir: str | Path | None = None,
+) -> Path:
+    """Model files + config (feature list included) + result + the dataset's config and
+    scaler (from `dataset_dir`, else the result's) + checksums, written under a
     temporary name and renamed into `directory` (replacing an older bundle there)."""
     final = Path(directory)
     final.parent.mkdir(parents=True, exist_ok=True)
@@ -108,20 +151,20 @@ def save_bundle(model: Model, result: dict[str, Any], directory: str | Path) -> 
     try:
         model.save(tmp)
         (tmp / RESULT_FILE).write_text(json.dumps(result, indent=1))
-        files = {
-            p.name: {"sha256": _sha256(p), "bytes": p.stat().st_size} for p in sorted(tmp.iterdir())
-        }
+        dataset_dir = dataset_dir or result.get("dataset_dir")
+        if dataset_dir is not None:
+            (tmp / DATASET_FILE).write_text(json.dumps(dataset_info(dataset_dir), indent=1))
         meta = {"model": model.name, "kind": model.kind, "horizon": result.get("horizon")}
-        meta |= {"dataset_id": result.get("dataset_id"), "files": files}
-        (tmp / BUNDLE_FILE).write_text(json.dumps(meta, indent=1))
-        _replace_dir(tmp, final)
+        meta |= {"dataset_id": result.get("dataset_id")}
+        write_checksums(tmp, meta)
+        replace_dir(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return final
 
 
-def _replace_dir(tmp: Path, final: Path) -> None:
+def replace_dir(tmp: Path, final: Path) -> None:
     if not final.exists():
         os.rename(tmp, final)
         return

@@ -9,6 +9,7 @@ predictions align row for row. Features are scaled with the dataset's stored sca
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -71,6 +72,24 @@ class TrainingData:
             )
         rows = self.split_rows(split)
         return SequenceWindows(self.X, rows, lookback), self.y[rows]
+
+    def with_rows(
+        self, train: np.ndarray, val: np.ndarray, test: np.ndarray | None = None
+    ) -> TrainingData:
+        """The same arrays with other row sets (CV folds); class weights from the new
+        train rows. Rows must be sorted, labelled positions; `test` defaults to none."""
+        rows = {"train": train, "val": val, "test": test if test is not None else []}
+        rows = {name: np.asarray(r, dtype=np.int64) for name, r in rows.items()}
+        for name, r in rows.items():
+            if len(r) and (np.any(np.diff(r) <= 0) or r[0] < 0 or r[-1] >= len(self.y)):
+                raise FactoryError(f"{name} rows must be sorted, unique positions into X")
+            if len(r) and np.any(self.y[r] == NO_LABEL):
+                raise FactoryError(f"{name} rows include rows without a label")
+        for name in ("train", "val"):
+            if len(rows[name]) == 0:
+                raise FactoryError(f"no {name} rows; fix: use fewer folds or more data")
+        weights = balanced_class_weights(self.y[rows["train"]])
+        return dataclasses.replace(self, rows=rows, class_weights=weights)
 
 
 def balanced_class_weights(y: np.ndarray, n_classes: int = N_CLASSES) -> np.ndarray:

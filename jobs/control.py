@@ -81,7 +81,7 @@ def dependents_of(plan: Plan, job_id: str) -> list[str]:
 
 def cancel_dependents(connection: redis.Redis, job_id: str, reason: str) -> list[str]:
     canceled = []
-    for plan_id in _plans_with(connection, job_id):
+    for plan_id in plans_with(connection, job_id):
         plan = load_plan(connection, plan_id)
         for dep in dependents_of(plan, job_id) if plan else []:
             if cancel_job(connection, dep, reason):
@@ -102,7 +102,7 @@ def cancel_job(connection: redis.Redis, job_id: str, reason: str) -> bool:
     return True
 
 
-def _plans_with(connection: redis.Redis, job_id: str) -> list[str]:
+def plans_with(connection: redis.Redis, job_id: str) -> list[str]:
     out = []
     for raw in connection.zrange(keys.ALL_PLANS, 0, -1):
         plan_id = raw.decode()

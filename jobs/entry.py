@@ -18,9 +18,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from jobs import keys, tracking
 from jobs.lease import Lease, Leases, RedisUnreachable, call_with_retry
-from jobs.spec import JobSpec, SpecError
+from jobs.spec import JobSpec
 
 ENTRY_POINT = "jobs.entry.run_job"
 EXIT_HANDBACK = 75  # the job was handed back (stop requested): no attempt used
@@ -59,7 +58,7 @@ def run_job(spec_json: str) -> dict[str, Any]:
     leases = Leases(connection, float(os.environ.get(ENV_TTL, "30")))
     home = Path(os.environ[ENV_HOME])
     try:
-        result = run_spec(spec, job.id, home, connection, leases, lease)
+        result = run_spec(spec, job.id, home, connection, leases, lease, job.dependency_ids)
     except StopTraining:
         _exit(EXIT_HANDBACK)
     except Superseded:
@@ -96,69 +95,24 @@ def _exit(code: int) -> None:
 
 
 def run_spec(
-    spec: JobSpec, job_id: str, home: Path, connection, leases: Leases, lease: Lease
+    spec: JobSpec,
+    job_id: str,
+    home: Path,
+    connection,
+    leases: Leases,
+    lease: Lease,
+    dependency_ids: list[str] | None = None,
 ) -> dict[str, Any]:
+    from jobs.kinds import KIND_RUNNERS, Run
+
     runner = KIND_RUNNERS.get(spec.kind)
     if runner is None:
         raise KindNotBuilt(f"job kind {spec.kind!r} is not built in this version")
     start = time.perf_counter()
-    result = runner(spec, job_id, home, connection, leases, lease)
+    run = Run(spec, job_id, home, connection, leases, lease, list(dependency_ids or []))
+    result = runner(run)
     result.setdefault("seconds", round(time.perf_counter() - start, 3))
     return result
 
 
-def _run_data(spec, job_id, home, connection, leases, lease) -> dict[str, Any]:
-    from factory.config import DatasetConfig
-    from factory.dataset import build_dataset
-
-    config = DatasetConfig.from_dict(spec.dataset["config"])
-    result = build_dataset(Path(spec.dataset["raw_path"]), config, home)
-    return {"kind": "data"} | result.summary()
-
-
-def resolve_dataset_dir(spec: JobSpec, connection) -> Path:
-    """The dataset a model job trains on (a verified local copy when a cache is set)."""
-    from jobs.datacache import local_dataset
-
-    return local_dataset(_dataset_dir_of(spec, connection))
-
-
-def _dataset_dir_of(spec: JobSpec, connection) -> Path:
-    """Given directly, or the result of the plan's data job."""
-    if "dataset_dir" in spec.dataset:
-        return Path(spec.dataset["dataset_dir"])
-    data_job = spec.dataset.get("from_job")
-    raw = connection.get(keys.result(data_job)) if data_job else None
-    if raw is None:
-        raise SpecError(f"the data job {data_job!r} of this job has no result")
-    return Path(json.loads(raw)["dataset_dir"])
-
-
-def _run_train(spec, job_id, home, connection, leases, lease) -> dict[str, Any]:
-    from factory.checkpoint import CheckpointStore
-    from factory.train import save_bundle, train_model
-    from jobs.context import RedisContext
-
-    dataset_dir = resolve_dataset_dir(spec, connection)
-    store = CheckpointStore(home, job_id)
-    progress = os.environ.get(ENV_PROGRESS)
-    tracker = tracking.start(job_id, spec.to_dict(), home)
-    ctx = RedisContext(
-        connection,
-        leases,
-        lease,
-        store,
-        stop_flag=stop_requested,
-        progress_file=Path(progress) if progress else None,
-        on_report=tracker.log,
-    )
-    result, model = train_model(dataset_dir, spec.model, spec.horizon, dict(spec.params), ctx)
-    tracker.finish({"metrics": result.get("metrics", {}), "attempt": lease.attempt})
-    # staged under the attempt's name; it becomes the job's bundle only once final
-    staged = save_bundle(model, result, home / "models" / ".staged" / f"{job_id}-{lease.attempt}")
-    final = home / "models" / job_id
-    return {"kind": "train", "bundle": str(final), STAGED_KEY: str(staged)} | result
-
-
-KIND_RUNNERS = {"data": _run_data, "train": _run_train}
-BUILT_KINDS = tuple(KIND_RUNNERS)
+BUILT_KINDS = ("data", "train", "cv", "ensemble", "report")

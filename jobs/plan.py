@@ -109,7 +109,7 @@ def build_plan(
             entries.append(PlanEntry(fold, (train.job_id,)))
             cv_ids.append(fold.job_id)
     tail = train_ids + cv_ids
-    if ensemble and len(models) > 1:
+    if ensemble and cv and len(models) > 1:  # stacking needs out-of-fold predictions
         ens = JobSpec(kind="ensemble", members=tuple(models), folds=folds if cv else 0, **common)
         entries.append(PlanEntry(ens, tuple(tail)))
         tail = [ens.job_id]

@@ -16,6 +16,7 @@ import sys
 SUBCOMMAND_MODULES = (
     "factory.cli",
     "factory.cli_train",
+    "factory.cli_predict",
     "worker.cli",
     "submitter.status",
     "submitter.demo",
