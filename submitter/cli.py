@@ -19,6 +19,7 @@ SUBCOMMAND_MODULES = (
     "factory.cli_predict",
     "worker.cli",
     "submitter.status",
+    "submitter.results",
     "submitter.demo",
 )
 EXIT_USAGE = 2

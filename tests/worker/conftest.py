@@ -30,7 +30,10 @@ class Cluster:
     server: object
     workers: list = field(default_factory=list)
 
-    def submit(self, models: str = "xgboost", params=SLOW_XGB, *extra: str) -> dict:
+    def submit(
+        self, models: str = "xgboost", params=SLOW_XGB, *extra: str, cv: bool = False
+    ) -> dict:
+        flags = ["--folds", "3"] if cv else ["--no-cv", "--no-ensemble"]
         args = [
             "--models",
             models,
@@ -40,8 +43,7 @@ class Cluster:
             str(self.dataset),
             "--horizon",
             "5",
-            "--no-cv",
-            "--no-ensemble",
+            *flags,
             "--redis-url",
             self.url,
             "--home",
