@@ -283,16 +283,16 @@ def main() -> int:
         tmp = Path(os.environ.get("BENCH_TMP") or tmp_name)
         dataset = _dataset(tmp)
         ours, plain = [], []
-        with RedisServer(tmp / "redis-ours") as server:
-            for i in range(args.kills):
-                home = tmp / f"ours-{i}"
-                home.mkdir()
+        for i in range(args.kills):  # a fresh Redis per kill: no job leaks into the next
+            home = tmp / f"ours-{i}"
+            home.mkdir()
+            with RedisServer(tmp / f"redis-ours-{i}") as server:
                 ours.append(ours_one_kill(server, home, dataset, i))
-                print(f"ours kill {i + 1}: {ours[-1]}", file=sys.stderr, flush=True)
-        with RedisServer(tmp / "redis-rq") as server:
-            for i in range(args.rq_kills):
+            print(f"ours kill {i + 1}: {ours[-1]}", file=sys.stderr, flush=True)
+        for i in range(args.rq_kills):
+            with RedisServer(tmp / f"redis-rq-{i}") as server:
                 plain.append(rq_one_kill(server, tmp, i, args.rq_timeout_s))
-                print(f"plain RQ kill {i + 1}: {plain[-1]}", file=sys.stderr, flush=True)
+            print(f"plain RQ kill {i + 1}: {plain[-1]}", file=sys.stderr, flush=True)
         commands = commands_per_hour(tmp, dataset, args.measure_s)
     report = _report(ours, plain, commands, args)
     print(json.dumps(report, indent=2) if args.json else _table(report))

@@ -37,7 +37,10 @@ def requeue_job(
 def remove_started(connection: redis.Redis, queue_name: str, job: Job) -> None:
     """Drop every execution entry of `job` from the queue's started registry."""
     registry = StartedJobRegistry(queue_name, connection=connection, serializer=JSONSerializer)
-    registry.remove_executions(job)
+    try:
+        registry.remove_executions(job)
+    except ValueError:  # an execution record that expired: the prefix scan below removes it
+        log.info("job %s: stale execution record; removing its registry entries by id", job.id)
     prefix = f"{job.id}:".encode()
     leftovers = [e for e in connection.zrange(registry.key, 0, -1) if e.startswith(prefix)]
     if leftovers:
