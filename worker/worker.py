@@ -101,6 +101,7 @@ class LeasedWorker(Worker):
             return super().work(*args, **kwargs)
         finally:
             self._done.set()
+            self._progress_file.unlink(missing_ok=True)
 
     def _reap_forever(self) -> None:
         """Reap just after the soonest lease could expire (at most every max interval)."""
