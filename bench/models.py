@@ -1,21 +1,18 @@
 """Benchmark of the model registry on this machine (prints figures; not a test).
 
-For every registered model at each profile, on a synthetic dataset of `--rows` decision
-rows (factory.synthetic + factory.dataset.build_dataset):
-  params       trainable parameters (deep) or trees x leaves at the profile's size
-  samples/s    training rows x rounds (boosting) or x epochs (deep) per second
-  s/unit       seconds per 100 rounds (boosting, steady state between checkpoints) or
-               per epoch (deep: from a bounded number of batches, extrapolated to the
-               epoch, validation not included; marked `~`)
-  ckpt         time inside `save_checkpoint` / training time, at the profile's
-               checkpoint cadence (measured for boosting; for deep models one save's
-               time x the checkpoints an epoch makes (one per `checkpoint_every_s` plus
-               the epoch end) / the epoch's time). Target <= 3 % at the default cadence.
-Also: our training loop against a bare PyTorch loop over the same batches (lstm, same
-network, optimizer and batch size; target <= 1.10x), and LightGBM's seconds per round
-on random rows with its automatic col/row-wise choice against force_col_wise=True.
-
-Checkpoints go to a local temporary CheckpointStore (on Colab they go to Drive: slower).
+Every registered model at each profile, on a synthetic dataset of `--rows` decision rows:
+  params     trainable parameters (deep) or trees x leaves at the profile's size
+  samples/s  training rows x rounds (boosting) or x epochs (deep) per second
+  s/unit     seconds per 100 rounds (boosting, steady state between checkpoints) or per
+             epoch (deep, `~`: a bounded number of batches timed, extrapolated to the
+             epoch, validation not included)
+  ckpt       time inside `save_checkpoint` / training time at the profile's cadence
+             (deep: one save's time x the saves an epoch makes, one per
+             `checkpoint_every_s` plus the epoch end, / the epoch). Target <= 3 %.
+Also our training loop against a bare PyTorch loop over the same batches (lstm, same
+network, optimizer, batch size; target <= 1.10x), and LightGBM's seconds per round with
+its automatic col/row-wise choice, force_col_wise and force_row_wise (random rows, and
+the dataset's features tiled). Checkpoints go to a local temporary CheckpointStore.
 
     python bench/models.py [--models xgboost,lstm] [--profiles tiny,default]
                            [--rows 100000] [--quick] [--json]
@@ -42,10 +39,10 @@ SIZES = {  # quick / full
     "rows": (15_000, 100_000),
     "rounds": ({"tiny": 30, "default": 30}, {"tiny": 100, "default": 200}),
     "batches": ({"tiny": 10, "default": 2}, {"tiny": 100, "default": 12}),  # timed
-    "deep_max_s": (5.0, 45.0),
-    "deep_batch_cap": (128, None),  # quick: larger batches cut to 128 (the tiny size)
-    "bare_batches": ({"tiny": 30}, {"tiny": 200, "default": 10}),  # quick: tiny only
-    "bare_reps": (2, 3),
+    "deep_max_s": (5.0, 30.0),
+    "deep_batch_cap": ({"default": 32}, {}),  # quick: default-profile batches cut to 32
+    "bare_batches": ({"tiny": 30}, {"tiny": 200, "default": 6}),  # quick: tiny only
+    "bare_reps": (2, 2),
     "lgbm_rows": (100_000, 1_000_000),
     "lgbm_rounds": (2, 3),
 }
@@ -74,10 +71,12 @@ class TimedContext:
         self.job_id, self.attempt = self.inner.job_id, self.inner.attempt
         self.stop_after, self.max_s = stop_after, max_s
         self.save_s, self.saves, self.last_bytes = 0.0, 0, 0
-        self.reports: list[tuple[float, int, int]] = []
+        self.reports: list[tuple[float, int, int]] = []  # (perf_counter, step, total)
+        self.cpu: list[float] = []  # process_time at each report
 
     def report(self, step, total, metrics=None):
         self.reports.append((time.perf_counter(), int(step), int(total)))
+        self.cpu.append(time.process_time())
 
     def should_stop(self):
         if self.stop_after is None or not self.reports:
@@ -97,10 +96,12 @@ class TimedContext:
     def latest_checkpoint(self):
         return self.inner.latest_checkpoint()
 
-    def per_step(self) -> float:
-        """Median seconds per step between consecutive reports (a median: the CPU may be
-        shared, and bursts of load should not count)."""
+    def per_step(self, cpu: bool = False) -> float:
+        """Median seconds (or CPU seconds) per step between consecutive reports (a median:
+        the CPU may be shared, and bursts of load should not count)."""
         pts = self.reports
+        if cpu:
+            pts = [(c, s, t) for c, (_, s, t) in zip(self.cpu, self.reports, strict=True)]
         rates = sorted(
             (t1 - t0) / max(s1 - s0, 1) for (t0, s0, _), (t1, s1, _) in itertools.pairwise(pts)
         )
@@ -145,10 +146,6 @@ def boosting_figures(name: str, profile: str, data, rounds: int, tmp: Path) -> d
     }
 
 
-def _count_params(net) -> int:
-    return sum(t.numel() for t in net.parameters() if t.requires_grad)
-
-
 def deep_figures(name: str, profile: str, data, size: dict, tmp: Path) -> dict:
     """Time a bounded number of batches (the report after the first batch starts the
     clock) and extrapolate to the epoch. With `deep_batch_cap` (quick) a larger batch is
@@ -158,7 +155,7 @@ def deep_figures(name: str, profile: str, data, size: dict, tmp: Path) -> dict:
 
     cls = get_model(name)
     over: dict = {"report_every_batches": 1}
-    cap, note = size["deep_batch_cap"], ""
+    cap, note = size["deep_batch_cap"].get(profile), ""
     if cap and cls.params_from(profile).batch_size > cap:
         over["batch_size"] = cap
         note = f"batch cut to {cap}"
@@ -168,11 +165,12 @@ def deep_figures(name: str, profile: str, data, size: dict, tmp: Path) -> dict:
     with contextlib.suppress(StopTraining):
         cls(p).fit(data, ctx)
     per_batch = ctx.per_step()
+    net = cls.build_net(data.n_features, p)
     epoch_s = per_batch * len(data.rows["train"]) / p.batch_size
     save_each = ctx.save_s / max(ctx.saves, 1)
     per_epoch = math.floor(epoch_s / p.checkpoint_every_s) + 1
     return {
-        "params": _count_params(cls.build_net(data.n_features, p)),
+        "params": sum(t.numel() for t in net.parameters() if t.requires_grad),
         "batches_timed": ctx.reports[-1][1] - 1,
         "batch_size": p.batch_size,
         "setup_s": round(ctx.reports[0][0] - start - per_batch, 2),
@@ -187,8 +185,9 @@ def deep_figures(name: str, profile: str, data, size: dict, tmp: Path) -> dict:
     }
 
 
-def _bare_loop(cls, p, data, n: int) -> float:
-    """Seconds per batch of a plain PyTorch loop over the batches our loop takes."""
+def _bare_loop(cls, p, data, n: int) -> tuple[float, float]:
+    """Median seconds and CPU seconds per batch (the first left out) of a plain PyTorch
+    loop over the batches our loop takes."""
     import torch
     import torch.nn.functional as F
 
@@ -199,9 +198,9 @@ def _bare_loop(cls, p, data, n: int) -> float:
     y, w = torch.from_numpy(y), torch.tensor(data.class_weights, dtype=torch.float32)
     order = torch.randperm(len(windows), generator=torch.Generator().manual_seed(p.seed))
     net.train()
-    times = []
+    times, cpu = [], []
     for b in range(n):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         idx = order[b * p.batch_size : (b + 1) * p.batch_size]
         x = torch.from_numpy(windows.batch(idx.numpy()))
         opt.zero_grad(set_to_none=True)
@@ -210,24 +209,29 @@ def _bare_loop(cls, p, data, n: int) -> float:
         torch.nn.utils.clip_grad_norm_(net.parameters(), p.grad_clip)
         opt.step()
         times.append(time.perf_counter() - start)
-    return sorted(times[1:])[(len(times) - 1) // 2]  # median, the first batch left out
+        cpu.append(time.process_time() - start_cpu)
+    return sorted(times[1:])[(n - 1) // 2], sorted(cpu[1:])[(n - 1) // 2]
 
 
 def ours_vs_bare(profile: str, data, batches: int, reps: int, tmp: Path, name="lstm") -> dict:
     """Our loop's median seconds per batch (from its per-batch reports) against a bare
-    loop's; `reps` times each, interleaved, the fastest of each kept (the CPU is shared)."""
+    loop's; `reps` times each, interleaved, the fastest of each kept (the CPU is shared).
+    Also in process CPU time, which other processes disturb less."""
     from factory.context import StopTraining
     from factory.models import get_model
 
     cls = get_model(name)
     p = cls.params_from(profile, {"report_every_batches": 1})
-    ours, bare = [], []
+    ours, bare, ours_cpu, bare_cpu = [], [], [], []
     for i in range(reps):
         ctx = TimedContext(tmp / f"ours-{i}", stop_after=batches + 1)
         with contextlib.suppress(StopTraining):
             cls(p).fit(data, ctx)
         ours.append(ctx.per_step())  # the clock starts after the first batch
-        bare.append(_bare_loop(cls, p, data, batches + 1))
+        ours_cpu.append(ctx.per_step(cpu=True))
+        wall, cpu = _bare_loop(cls, p, data, batches + 1)
+        bare.append(wall)
+        bare_cpu.append(cpu)
     return {
         "model": name,
         "profile": profile,
@@ -236,20 +240,18 @@ def ours_vs_bare(profile: str, data, batches: int, reps: int, tmp: Path, name="l
         "ours_s_per_batch": round(min(ours), 5),
         "bare_s_per_batch": round(min(bare), 5),
         "ratio": round(min(ours) / min(bare), 3),
+        "ratio_cpu": round(min(ours_cpu) / min(bare_cpu), 3),
     }
 
 
-def lightgbm_col_wise(rows: int, cols: int, rounds: int) -> dict:
-    """Seconds per round (default-profile params) with the automatic choice and col-wise."""
+def lightgbm_col_wise(X, y, rounds: int) -> dict:
+    """Seconds per round (default-profile params) with LightGBM's automatic col/row-wise
+    choice, force_col_wise and force_row_wise."""
     import lightgbm as lgb
-    import numpy as np
 
     from factory.models.lightgbm_model import booster_params
     from factory.models.params import LightGBMParams
 
-    rng = np.random.default_rng(0)
-    X = rng.standard_normal((rows, cols), dtype=np.float32)
-    y = rng.integers(0, 3, rows)
     messages: list[str] = []
 
     class _Log:
@@ -259,10 +261,10 @@ def lightgbm_col_wise(rows: int, cols: int, rounds: int) -> dict:
         warning = info
 
     lgb.register_logger(_Log())
-    out = {"rows": rows, "cols": cols, "rounds": rounds}
-    for mode in ("auto", "force_col_wise"):
-        params = booster_params(LightGBMParams()) | {"verbosity": 1}
-        params["force_col_wise"] = mode == "force_col_wise"
+    out: dict = {"rows": len(X), "cols": X.shape[1], "rounds": rounds}
+    for mode in ("auto", "force_col_wise", "force_row_wise"):
+        params = booster_params(LightGBMParams()) | {"verbosity": 1, "force_col_wise": False}
+        params[mode] = mode != "auto"
         messages.clear()
         start = time.perf_counter()
         booster = lgb.Booster(params, lgb.Dataset(X, y, params=params))
@@ -272,16 +274,27 @@ def lightgbm_col_wise(rows: int, cols: int, rounds: int) -> dict:
             start = time.perf_counter()
             booster.update()
             times.append(time.perf_counter() - start)
-        chosen = [
-            m.split("Auto-choosing ")[1].split(",")[0] for m in messages if "Auto-choosing" in m
-        ]
+        chosen = [m.split("Auto-choosing ")[1].split(" ")[0] for m in messages if "Auto-" in m]
         out[mode] = {
             "setup_s": round(setup, 2),
             "s_per_round": round(sorted(times)[len(times) // 2], 3),
-            "chosen": chosen[0] if chosen else "col-wise (forced)",
+            "chosen": chosen[0] if chosen else "forced",
         }
         del booster
     return out
+
+
+def lightgbm_inputs(rows: int, data) -> dict:
+    """~`rows` random rows x 100, and the dataset's train features tiled to ~`rows`."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    X, y = data.tabular("train")
+    tiles = max(rows // len(X), 1)
+    return {
+        "random": (rng.standard_normal((rows, 100), dtype=np.float32), rng.integers(0, 3, rows)),
+        "dataset_tiled": (np.tile(X, (tiles, 1)), np.tile(y, tiles)),
+    }
 
 
 def run(args) -> dict:
@@ -294,7 +307,6 @@ def run(args) -> dict:
     profiles = args.profiles.split(",")
     load = [round(x, 1) for x in os.getloadavg()]
     out: dict = {"machine": {"cpus": os.cpu_count(), "loadavg_start": load}, "models": []}
-    out["quick"] = bool(args.quick)
     with tempfile.TemporaryDirectory(prefix="bench-models-") as tmp_dir:
         tmp = Path(tmp_dir)
         start = time.perf_counter()
@@ -316,7 +328,8 @@ def run(args) -> dict:
                     figures = boosting_figures(name, profile, data, size["rounds"][profile], where)
                 row = {"model": name, "profile": profile, "kind": "deep" if deep else "boosting"}
                 out["models"].append(row | figures)
-                _progress(row, began)
+                took = f"{time.perf_counter() - began:.0f} s"
+                print(f"  {name} {profile}: {took}", file=sys.stderr, flush=True)
         if "lstm" in names:
             bare = size["bare_batches"]
             out["ours_vs_bare"] = [
@@ -324,16 +337,15 @@ def run(args) -> dict:
                 for p in profiles
                 if p in bare
             ]
-    if "lightgbm" in names:
-        out["lightgbm_col_wise"] = lightgbm_col_wise(size["lgbm_rows"], 100, size["lgbm_rounds"])
+        if "lightgbm" in names:
+            inputs = lightgbm_inputs(size["lgbm_rows"], data)
+            out["lightgbm_col_wise"] = {
+                what: lightgbm_col_wise(X, y, size["lgbm_rounds"])
+                for what, (X, y) in inputs.items()
+            }
     out["seconds"] = round(time.perf_counter() - start, 1)
     out["machine"]["loadavg_end"] = [round(x, 1) for x in os.getloadavg()]
     return out
-
-
-def _progress(row: dict, since: float) -> None:
-    took = time.perf_counter() - since
-    print(f"  {row['model']} {row['profile']}: {took:.0f} s", file=sys.stderr, flush=True)
 
 
 def _model_line(r: dict) -> str:
@@ -367,15 +379,15 @@ def _print_table(out: dict) -> None:
         print(
             f"{r['model']} {r['profile']}: our loop {r['ours_s_per_batch'] * 1000:.1f} ms/batch, "
             f"bare PyTorch {r['bare_s_per_batch'] * 1000:.1f} ms/batch (batch {r['batch_size']}, "
-            f"{r['batches']} batches): {r['ratio']:.2f}x (target <= 1.10x)"
+            f"{r['batches']} batches): {r['ratio']:.2f}x, in CPU time {r['ratio_cpu']:.2f}x "
+            "(target <= 1.10x)"
         )
-    lg = out.get("lightgbm_col_wise")
-    if lg:
-        auto, col = lg["auto"], lg["force_col_wise"]
+    for what, lg in out.get("lightgbm_col_wise", {}).items():
+        auto, col, row = lg["auto"], lg["force_col_wise"], lg["force_row_wise"]
         print(
-            f"lightgbm {lg['rows']:,} x {lg['cols']}: auto ({auto['chosen']}) "
-            f"{auto['s_per_round']:.2f} s/round, force_col_wise {col['s_per_round']:.2f} s/round "
-            f"(median of {lg['rounds']}; setup {auto['setup_s']:.1f} / {col['setup_s']:.1f} s)"
+            f"lightgbm s/round on {lg['rows']:,} x {lg['cols']} ({what}, median of "
+            f"{lg['rounds']}): auto (chose {auto['chosen']}) {auto['s_per_round']:.2f}, "
+            f"force_col_wise {col['s_per_round']:.2f}, force_row_wise {row['s_per_round']:.2f}"
         )
     print(f"total {out['seconds']:.0f} s")
 
@@ -384,7 +396,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", help="comma-separated registry names (default: all)")
     parser.add_argument("--profiles", default="tiny,default")
-    parser.add_argument("--rows", type=int, help="decision rows (default 100000; quick 20000)")
+    parser.add_argument("--rows", type=int, help="decision rows (default 100000; quick 15000)")
     parser.add_argument("--quick", action="store_true", help="small sizes (< 2 minutes)")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     args = parser.parse_args()

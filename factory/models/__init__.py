@@ -19,7 +19,14 @@ if TYPE_CHECKING:
 # name -> "module:Class"
 MODELS: dict[str, str] = {
     "xgboost": "factory.models.xgboost_model:XGBoostModel",
+    "lightgbm": "factory.models.lightgbm_model:LightGBMModel",
+    "catboost": "factory.models.catboost_model:CatBoostModel",
     "lstm": "factory.models.lstm:LSTMModel",
+    "gru": "factory.models.gru:GRUModel",
+    "tcn": "factory.models.tcn:TCNModel",
+    "patchtst": "factory.models.patchtst:PatchTSTModel",
+    "itransformer": "factory.models.itransformer:ITransformerModel",
+    "tft": "factory.models.tft:TFTModel",
 }
 MODEL_NAMES = tuple(MODELS)
 

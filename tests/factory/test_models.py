@@ -27,7 +27,25 @@ TEST_PARAMS = {
         "early_stopping_rounds": "30",
         "checkpoint_every_rounds": "10",
     },
+    "lightgbm": {
+        "profile": "tiny",
+        "n_estimators": "30",
+        "early_stopping_rounds": "30",
+        "checkpoint_every_rounds": "10",
+        "nthread": "1",  # OpenMP threads spin: on a busy CPU 2 threads take 5-10x longer
+    },
+    "catboost": {
+        "profile": "tiny",
+        "n_estimators": "30",
+        "early_stopping_rounds": "30",
+        "checkpoint_every_rounds": "10",
+    },
     "lstm": {"profile": "tiny", "epochs": "3", "patience": "3"},
+    "gru": {"profile": "tiny", "epochs": "3", "patience": "3"},
+    "tcn": {"profile": "tiny", "epochs": "3", "patience": "3"},
+    "patchtst": {"profile": "tiny", "epochs": "3", "patience": "3"},
+    "itransformer": {"profile": "tiny", "epochs": "3", "patience": "3"},
+    "tft": {"profile": "tiny", "epochs": "3", "patience": "3"},
 }
 
 
@@ -38,6 +56,18 @@ def test_every_model_has_test_params():
 def params_of(name: str, **extra: str):
     overrides = {k: v for k, v in (TEST_PARAMS[name] | extra).items() if k != "profile"}
     return get_model(name).params_from("tiny", overrides)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """Tiny nets gain nothing from a second thread, and OpenMP threads spin: on a busy
+    2-core CPU the deep models' tests take 4-5x longer with 2 threads than with 1."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
@@ -137,7 +167,7 @@ def test_unknown_horizon_names_the_available_ones(dataset_dir):
 
 
 def test_unknown_model_lists_known_names():
-    with pytest.raises(ConfigError, match="xgboost, lstm") as info:
+    with pytest.raises(ConfigError, match="xgboost, lightgbm, catboost, lstm") as info:
         get_model("catboostt")
     assert "\n" not in str(info.value)
 
@@ -250,7 +280,10 @@ def test_superseded_save_raises_and_writes_nothing_more(name, data):
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_a_checkpoint_of_other_params_is_refused(name, data):
     ctx = MemoryContext()
-    get_model(name)(params_of(name)).fit(data, ctx)
+    ctx.should_stop = lambda: True  # a checkpoint at the first step, then StopTraining
+    with pytest.raises(StopTraining):
+        get_model(name)(params_of(name)).fit(data, ctx)
+    assert len(ctx.checkpoints) == 1
     with pytest.raises(FactoryError, match="other parameters"):
         get_model(name)(params_of(name, seed="5")).fit(data, ctx)
 
