@@ -53,6 +53,8 @@ def start_worker(
         str(ttl_s),
         "--reaper-interval",
         str(TEST_REAPER_S),
+        "--data-cache",
+        str(home / ".cache"),  # each test its own cache: no dataset copy leaks between tests
         *extra,
     )
     env = dict(os.environ, PYTHONUNBUFFERED="1")

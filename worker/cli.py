@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -50,6 +51,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=256.0,
         help="refuse to start when the storage root has less free space (256)",
     )
+    p.add_argument(
+        "--data-cache",
+        type=Path,
+        help="local folder datasets are copied to once per session (default: <tmp>/mlf-cache)",
+    )
     p.add_argument("--max-jobs", type=int, help="quit after this many jobs")
     p.add_argument("--log-level", default="INFO")
     p.set_defaults(handler=run)
@@ -71,6 +77,7 @@ def run(args: argparse.Namespace) -> int:
         session_ends_in_s=args.session_ends_in,
         handback_margin_s=args.handback_margin,
         min_free_mb=args.min_free_mb,
+        data_cache=args.data_cache,
         log_level=args.log_level,
     )
     return 0

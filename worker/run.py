@@ -57,6 +57,7 @@ def run_worker(
     session_ends_in_s: float | None = None,
     handback_margin_s: float = DEFAULT_HANDBACK_MARGIN_S,
     min_free_mb: float = 256.0,
+    data_cache: str | os.PathLike | None = None,
 ) -> bool:
     """Work jobs until stopped (or, with burst, until the queues are empty).
 
@@ -73,6 +74,7 @@ def run_worker(
         reaper_interval_s=reaper_interval_s,
         code_version=code_version(),
         budget=SessionBudget.start(max_session_hours, session_ends_in_s, handback_margin_s),
+        **({"data_cache": Path(data_cache).absolute()} if data_cache else {}),
     )
     name = name or default_name()
     worked = False
