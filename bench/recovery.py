@@ -36,6 +36,13 @@ sys.path.insert(0, str(ROOT))
 
 from tests.redis_server import RedisServer  # noqa: E402  (a real redis-server on a free port)
 
+# default profile (checkpoint every 100 rounds / 2 minutes), long enough to stay busy
+DEFAULT_XGB = [
+    "n_estimators=20000",
+    "early_stopping_rounds=20000",
+    "subsample=1",
+    "colsample_bytree=1",
+]
 SLOW_XGB = [
     "profile=tiny",
     "n_estimators=2000",
@@ -112,7 +119,7 @@ def _state(client, job_id: str) -> dict[str, str]:
     return {k.decode(): v.decode() for k, v in client.hgetall(f"mlf:state:{job_id}").items()}
 
 
-def _submit(url: str, home: Path, dataset: Path, seed: int) -> str:
+def _submit(url: str, home: Path, dataset: Path, seed: int, params=None) -> str:
     args = [
         sys.executable,
         "-m",
@@ -135,7 +142,7 @@ def _submit(url: str, home: Path, dataset: Path, seed: int) -> str:
         "--param",
         f"seed={seed}",
     ]
-    for p in SLOW_XGB:
+    for p in SLOW_XGB if params is None else params:
         args += ["--param", p]
     out = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, check=True)
     return next(j["id"] for j in json.loads(out.stdout)["jobs"] if j["kind"] == "train")
@@ -250,8 +257,8 @@ def commands_per_hour(tmp: Path, dataset: Path, measure_s: float) -> dict:
         with RedisServer(tmp / f"redis-{phase}") as server:
             home = tmp / f"home-{phase}"
             home.mkdir()
-            if phase == "busy":
-                _submit(server.url, home, dataset, 999)
+            if phase == "busy":  # the product's default checkpoint cadence, not the kill test's
+                _submit(server.url, home, dataset, 999, DEFAULT_XGB)
             worker = _worker(server.url, home, f"count-{phase}")
             time.sleep(10.0)  # start-up is not steady state
             sent, total, names = _count_commands(server.client(socket_timeout=None), measure_s)
@@ -277,12 +284,17 @@ def main() -> int:
     parser.add_argument("--rq-timeout-s", type=float, default=1500)
     parser.add_argument("--measure-s", type=float, default=120)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument(
+        "--only-commands", action="store_true", help="measure only Redis commands per worker-hour"
+    )
     args = parser.parse_args()
     random.seed(0)
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(os.environ.get("BENCH_TMP") or tmp_name)
         dataset = _dataset(tmp)
         ours, plain = [], []
+        if args.only_commands:
+            args.kills = args.rq_kills = 0
         for i in range(args.kills):  # a fresh Redis per kill: no job leaks into the next
             home = tmp / f"ours-{i}"
             home.mkdir()

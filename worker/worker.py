@@ -53,7 +53,7 @@ class WorkerSettings:
     reaper_interval_s: float | None = None  # the most between passes; default TTL / 2
     poison_failures: int = 3
     preemption_budget: int = 20
-    reconcile_interval_s: float = 60.0
+    reconcile_interval_s: float = 300.0  # a safety net for rare inconsistencies
 
     @property
     def reaper_max_interval_s(self) -> float:
