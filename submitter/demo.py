@@ -37,7 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--raw", type=Path, help="your bars (default: synthetic MES bars)")
     p.add_argument("--symbol", default="MES")
     p.add_argument("--tz", default="UTC", help="timezone of --raw's naive timestamps")
-    p.add_argument("--days", type=int, default=15, help="sessions of synthetic bars (15)")
+    p.add_argument("--days", type=int, default=10, help="sessions of synthetic bars (10)")
     p.add_argument("--horizon", type=int, default=10)
     p.add_argument("--folds", type=int, default=3)
     p.add_argument(
