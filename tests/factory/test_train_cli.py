@@ -43,6 +43,9 @@ CLI_PARAMS = {
     "lstm": ["profile=tiny", "epochs=8", "patience=8", "checkpoint_every_s=0.25"],
     "gru": ["profile=tiny", "epochs=8", "patience=8", "checkpoint_every_s=0.25"],
     "patchtst": ["profile=tiny", "epochs=3", "patience=3", "checkpoint_every_s=0.25"],
+    "tcn": ["profile=tiny", "epochs=6", "patience=6", "checkpoint_every_s=0.25"],
+    "itransformer": ["profile=tiny", "epochs=4", "patience=4", "checkpoint_every_s=0.25"],
+    "tft": ["profile=tiny", "epochs=3", "patience=3", "checkpoint_every_s=0.25"],
 }
 MAX_KILL_DELAY_S = 0.5
 
