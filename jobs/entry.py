@@ -35,7 +35,7 @@ class KindNotBuilt(Exception):
     """A job kind that this version of the code does not run yet."""
 
 
-def _request_stop(signum, frame) -> None:
+def request_stop(signum, frame) -> None:
     global _stop_requested
     _stop_requested = True
 
@@ -50,7 +50,7 @@ def run_job(spec_json: str) -> dict[str, Any]:
 
     from factory.context import StopTraining, Superseded
 
-    signal.signal(signal.SIGUSR1, _request_stop)
+    signal.signal(signal.SIGUSR1, request_stop)
     spec = JobSpec.from_json(spec_json)
     job = get_current_job()
     connection = job.connection

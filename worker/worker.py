@@ -36,6 +36,7 @@ from jobs.entry import (
     EXIT_HANDBACK,
     EXIT_SUPERSEDED,
 )
+from jobs.entry import request_stop as stop_this_training
 from jobs.lease import Lease, Leases
 from jobs.reaper import Reaper
 from jobs.reconcile import reconcile_if_due
@@ -273,6 +274,8 @@ class LeasedWorker(Worker):
     # -- the horse ----------------------------------------------------------------
     def main_work_horse(self, job, queue) -> None:
         die_with_parent(os.getppid())
+        # a hand-back request (SIGUSR1) may come before the job's code is even imported
+        signal.signal(signal.SIGUSR1, stop_this_training)
         super().main_work_horse(job, queue)
 
     def handle_work_horse_killed(self, job, retpid, ret_val, rusage) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 from tests.runner import job_result, job_state, run_factory, wait_for
+from tests.worker.conftest import SLOW_XGB
 from tests.worker.test_recovery import _checkpointed, _train_id
 from worker.session import SessionBudget
 
@@ -18,11 +19,13 @@ def test_budget_arithmetic():
 
 
 def test_a_worker_whose_session_ends_hands_back_and_another_finishes(cluster):
-    plan = cluster.submit()
+    # far longer than the session left
+    long_run = (*(p for p in SLOW_XGB if not p.startswith("n_estimators")), "n_estimators=3000")
+    plan = cluster.submit(params=long_run)
     job = _train_id(plan)
-    ends_in = 20.0
+    ends_in = 30.0
     started = time.monotonic()
-    first = cluster.worker("w1", "--session-ends-in", str(ends_in), "--handback-margin", "10")
+    first = cluster.worker("w1", "--session-ends-in", str(ends_in), "--handback-margin", "15")
     wait_for(lambda: _checkpointed(cluster.client, job), 60, "a first checkpoint")
     assert first.wait(timeout=60) == 0
     assert time.monotonic() - started < ends_in + 5, "the worker outlived its session"
