@@ -100,39 +100,24 @@ def test_refusals_are_one_line(tmp_path, content, message):
     assert "\n" not in text
 
 
-def test_auto_timezone_detects_new_york_daily_break(tmp_path):
+def _write_new_york_week(path) -> None:
+    """A week of naive New York bars with the daily break at 17:00."""
     index = pd.date_range("2024-01-07 18:00", "2024-01-12 16:59", freq="1min")
-    local = index[(index.hour != 17)]
-    frame = pd.DataFrame(
-        {
-            "timestamp": local.strftime("%Y-%m-%d %H:%M:%S"),
-            "open": 1.0,
-            "high": 1.0,
-            "low": 1.0,
-            "close": 1.0,
-            "volume": 1,
-        }
-    )
-    frame.to_csv(tmp_path / "ny.csv", index=False)
+    local = index[index.hour != 17]
+    prices = {"open": 1.0, "high": 1.0, "low": 1.0, "close": 1.0, "volume": 1}
+    frame = pd.DataFrame({"timestamp": local.strftime("%Y-%m-%d %H:%M:%S"), **prices})
+    frame.to_csv(path, index=False)
+
+
+def test_auto_timezone_detects_new_york_daily_break(tmp_path):
+    _write_new_york_week(tmp_path / "ny.csv")
     bars, info = read_bars(tmp_path / "ny.csv", "auto")
     assert info["tz_used"] == "America/New_York"
     assert bars.index[0] == pd.Timestamp("2024-01-07 23:00", tz="UTC")
 
 
 def test_naive_new_york_times_read_as_utc_are_warned_about(tmp_path):
-    index = pd.date_range("2024-01-07 18:00", "2024-01-12 16:59", freq="1min")
-    local = index[(index.hour != 17)]
-    frame = pd.DataFrame(
-        {
-            "timestamp": local.strftime("%Y-%m-%d %H:%M:%S"),
-            "open": 1.0,
-            "high": 1.0,
-            "low": 1.0,
-            "close": 1.0,
-            "volume": 1,
-        }
-    )
-    frame.to_csv(tmp_path / "ny.csv", index=False)
+    _write_new_york_week(tmp_path / "ny.csv")
     _, info = read_bars(tmp_path / "ny.csv", "UTC")
     assert "--tz America/New_York" in info["warnings"][0]
     _, info = read_bars(tmp_path / "ny.csv", "America/New_York")
