@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import random
+import time
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any, ClassVar
@@ -101,6 +102,7 @@ class Model(ABC):
         self.horizon_ = data.horizon
         self.checkpoint_steps_: list[int] = []
         self._last_saved_step: int | None = None
+        self._last_save_t = time.monotonic()  # nothing to lose yet: counts as a save
         checkpoint = ctx.latest_checkpoint()
         self.resumed_from_ = checkpoint.step if checkpoint is not None else None
         return checkpoint
@@ -112,6 +114,16 @@ class Model(ABC):
             raise Superseded(f"{self.name}: checkpoint at step {step} refused: superseded")
         self.checkpoint_steps_.append(step)
         self._last_saved_step = step
+        self._last_save_t = time.monotonic()
+
+    def _since_save_s(self) -> float:
+        """Seconds since the last checkpoint (or since this fit began)."""
+        return time.monotonic() - self._last_save_t
+
+    def _boundary_save_due(self) -> bool:
+        """Whether a round/epoch boundary checkpoints: not while the last checkpoint is
+        younger than `checkpoint_min_interval_s` (see params.check_checkpoint_cadence)."""
+        return self._since_save_s() >= self.params.checkpoint_min_interval_s
 
     def _check_resumable(self, checkpoint: Checkpoint) -> None:
         saved = checkpoint.state.get("params")

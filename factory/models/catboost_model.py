@@ -1,14 +1,16 @@
 """CatBoost multiclass classifier, checkpointed with CatBoost's own snapshots.
 
 Rounds are trained in chunks ending at multiples of `checkpoint_every_rounds` (a chunk
-ends early after `checkpoint_every_s` of wall time, on early stopping, or when a stop is
-asked: a callback returns False). Each chunk is one `fit(iterations=chunk_end,
-save_snapshot=True)`: CatBoost continues from the snapshot file when there is one and
-writes it again when the chunk ends. A checkpoint is that file's bytes + JSON state
-(early stopping across chunks, models/boosting.py); a resumed run puts the file back
-into a fresh temporary folder and goes on. A snapshot holds the whole learning state
-(trees, approximations, RNG), so a resumed run equals an uninterrupted one bit for bit,
-with row/feature sampling too, and wherever the chunks were cut (same thread count).
+ends early `checkpoint_every_s` after the last checkpoint, on early stopping, or when a
+stop is asked: a callback returns False). A chunk end checkpoints unless the last
+checkpoint is younger than `checkpoint_min_interval_s` (the end and a stop always do).
+Each chunk is one `fit(iterations=chunk_end, save_snapshot=True)`: CatBoost continues
+from the snapshot file when there is one and writes it again when the chunk ends. A
+checkpoint is that file's bytes + JSON state (early stopping across chunks,
+models/boosting.py); a resumed run puts the file back into a fresh temporary folder and
+goes on. A snapshot holds the whole learning state (trees, approximations, RNG), so a
+resumed run equals an uninterrupted one bit for bit, with row/feature sampling too, and
+wherever the chunks were cut (same thread count).
 
 Files are written only into that temporary folder (snapshot, CatBoost's train_dir).
 """
@@ -74,11 +76,14 @@ class _ChunkMonitor:
     """CatBoost callback: tracks the validation log-loss; ends a chunk on patience,
     wall time or a stop request."""
 
-    def __init__(self, state: dict, params: CatBoostParams, poller: Poller) -> None:
+    def __init__(
+        self, state: dict, params: CatBoostParams, poller: Poller, since_save_s: float = 0.0
+    ) -> None:
         self.state = state
         self.params = params
         self.poller = poller
-        self.start = time.monotonic()
+        self.last_save = time.monotonic() - since_save_s
+        self.time_cut = False
 
     def after_iteration(self, info) -> bool:
         st, p = self.state, self.params
@@ -86,7 +91,8 @@ class _ChunkMonitor:
         record_round(st, score, p.early_stopping_rounds, p.n_estimators)
         if st["done"] or self.poller.poll():
             return False
-        return time.monotonic() - self.start < p.checkpoint_every_s
+        self.time_cut = time.monotonic() - self.last_save >= p.checkpoint_every_s
+        return not self.time_cut
 
 
 class CatBoostModel(Model):
@@ -139,17 +145,21 @@ class CatBoostModel(Model):
         p = self.params
         poller = Poller(ctx)
         chunk_end = next_boundary(state["rounds"], p.checkpoint_every_rounds, p.n_estimators)
-        model = self._fit_to(pools, snapshot, chunk_end, _ChunkMonitor(state, p, poller))
+        monitor = _ChunkMonitor(state, p, poller, since_save_s=self._since_save_s())
+        model = self._fit_to(pools, snapshot, chunk_end, monitor)
         if model.tree_count_ != state["rounds"]:
             raise RuntimeError(
                 f"catboost: {model.tree_count_} trees after the chunk, expected {state['rounds']}"
             )
-        self._save(
-            ctx, state["rounds"], {SNAPSHOT_FILE: snapshot.read_bytes()}, {"train": dict(state)}
-        )
+
+        def files_and_state():
+            return {SNAPSHOT_FILE: snapshot.read_bytes()}, {"train": dict(state)}
+
+        if state["done"] or monitor.time_cut or self._boundary_save_due():
+            self._save(ctx, state["rounds"], *files_and_state())
         ctx.report(state["rounds"], p.n_estimators, report_metrics(state))
         if not state["done"]:
-            self._stop_if_asked(ctx, state["rounds"], None, asked=poller.asked)
+            self._stop_if_asked(ctx, state["rounds"], files_and_state, asked=poller.asked)
         return model
 
     def _finish(self, model: CatBoostClassifier, state: dict) -> None:

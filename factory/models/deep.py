@@ -6,15 +6,16 @@ windows to (batch, 3) logits. Everything else lives here, once:
 
 - AdamW, a cosine learning-rate schedule over the epochs, class-weighted cross-entropy,
   gradient clipping, early stopping on the validation loss (best weights kept);
-- a checkpoint at every epoch end and every `checkpoint_every_s` of wall time
-  mid-epoch. It holds the model, optimizer, scheduler, AMP GradScaler, early-stopping
-  state (best val loss, patience, best weights), the position in the epoch and every
-  RNG state (python, numpy, torch CPU, CUDA, the batch-order generator): the tensors
-  in one `torch.save` (read back with `weights_only=True`), the rest in the JSON
-  state. The batch order of an epoch is `torch.randperm` of a dedicated generator
-  whose state at the epoch's start is checkpointed, so a run resumed mid-epoch
-  continues the same order; on the same machine a resumed run equals an
-  uninterrupted one bit for bit;
+- a checkpoint at every epoch end (skipped while the last one is younger than
+  `checkpoint_min_interval_s`; the last epoch and a stop always checkpoint) and
+  `checkpoint_every_s` after the last one, mid-epoch. It holds the model, optimizer,
+  scheduler, AMP GradScaler, early-stopping state (best val loss, patience, best
+  weights), the position in the epoch and every RNG state (python, numpy, torch CPU,
+  CUDA, the batch-order generator): the tensors in one `torch.save` (read back with
+  `weights_only=True`), the rest in the JSON state. The batch order of an epoch is
+  `torch.randperm` of a dedicated generator whose state at the epoch's start is
+  checkpointed, so a run resumed mid-epoch continues the same order; on the same
+  machine a resumed run equals an uninterrupted one bit for bit;
 - on CUDA, fp16 autocast with a GradScaler (bf16 on request); on out-of-memory the
   micro-batch is halved and gradients are accumulated, so the effective batch stays
   the same (the run is then no longer bit-exact, and says so).
@@ -25,7 +26,6 @@ from __future__ import annotations
 import io
 import logging
 import random
-import time
 from abc import abstractmethod
 from pathlib import Path
 from typing import Any
@@ -119,7 +119,6 @@ class Trainer:
         self.scaler = torch.amp.GradScaler("cuda", enabled=True) if fp16 else None
         self.best_state: dict[str, torch.Tensor] | None = None
         self.progress = _fresh_progress()
-        self.last_save = time.monotonic()
 
     @property
     def step(self) -> int:
@@ -292,17 +291,16 @@ class SequenceModel(Model):
                 break
             self._mid_epoch(t, ctx)
         metrics = t.end_epoch()
-        self._save(ctx, t.step, *t.snapshot())
-        t.last_save = time.monotonic()
+        if pr["done"] or self._boundary_save_due():
+            self._save(ctx, t.step, *t.snapshot())
         ctx.report(t.step, t.total, metrics)
         if not pr["done"]:
             self._stop_if_asked(ctx, t.step, t.snapshot)
 
     def _mid_epoch(self, t: Trainer, ctx: TrainingContext) -> None:
         pr = t.progress
-        if time.monotonic() - t.last_save >= self.params.checkpoint_every_s:
+        if self._since_save_s() >= self.params.checkpoint_every_s:
             self._save(ctx, t.step, *t.snapshot())
-            t.last_save = time.monotonic()
         if pr["batch"] % self.params.report_every_batches == 0:
             train = pr["loss_sum"] / max(pr["weight_sum"], 1e-12)
             ctx.report(t.step, t.total, {"epoch": float(pr["epoch"]), "train_loss": train})

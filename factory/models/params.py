@@ -92,6 +92,23 @@ def check_positive(params: Any, *names: str) -> None:
         raise ConfigError(f"parameters must be > 0: {', '.join(bad)}")
 
 
+def check_checkpoint_cadence(params: Any) -> None:
+    """`checkpoint_min_interval_s` must lie in [0, checkpoint_every_s].
+
+    A model checkpoints at every round/epoch boundary of its cadence, but skips a
+    boundary while its last checkpoint is younger than `checkpoint_min_interval_s`
+    (a stop request, the end of training and the `checkpoint_every_s` bound always
+    checkpoint). On small data a boundary can come every second; each checkpoint is a
+    write to storage and a Redis call, so this keeps both bounded.
+    """
+    low, high = params.checkpoint_min_interval_s, params.checkpoint_every_s
+    if not 0 <= low <= high:
+        raise ConfigError(
+            f"checkpoint_min_interval_s={low} must lie in [0, checkpoint_every_s={high}]; "
+            "fix: lower it (0 checkpoints at every boundary)"
+        )
+
+
 @dataclass(frozen=True)
 class XGBoostParams:
     profile: str = "default"
@@ -106,6 +123,7 @@ class XGBoostParams:
     early_stopping_rounds: int = 100
     checkpoint_every_rounds: int = 100
     checkpoint_every_s: float = 120.0
+    checkpoint_min_interval_s: float = 30.0  # see check_checkpoint_cadence
     seed: int = 0
     nthread: int = 4
     device: str = "cpu"
@@ -122,6 +140,7 @@ class XGBoostParams:
             "checkpoint_every_s",
             "nthread",
         )
+        check_checkpoint_cadence(self)
         if not (0 < self.subsample <= 1 and 0 < self.colsample_bytree <= 1):
             raise ConfigError("subsample and colsample_bytree must lie in (0, 1]")
 
@@ -158,6 +177,7 @@ XGBOOST_TINY = {
     "max_bin": 64,
     "early_stopping_rounds": 10,
     "checkpoint_every_rounds": 10,
+    "checkpoint_min_interval_s": 0.0,
     "nthread": 2,
 }
 
@@ -182,11 +202,13 @@ class LightGBMParams:
     early_stopping_rounds: int = 100
     checkpoint_every_rounds: int = 100
     checkpoint_every_s: float = 120.0
+    checkpoint_min_interval_s: float = 30.0  # see check_checkpoint_cadence
     seed: int = 0
     nthread: int = 4
 
     def __post_init__(self) -> None:
         check_positive(self, *_BOOSTING_POSITIVE, "num_leaves", "min_data_in_leaf", "max_bin")
+        check_checkpoint_cadence(self)
         if not (0 < self.feature_fraction <= 1 and 0 < self.bagging_fraction <= 1):
             raise ConfigError("feature_fraction and bagging_fraction must lie in (0, 1]")
         if self.max_depth == 0 or self.max_depth < -1 or self.bagging_freq < 0:
@@ -212,6 +234,7 @@ LIGHTGBM_TINY = {
     "max_bin": 63,
     "early_stopping_rounds": 10,
     "checkpoint_every_rounds": 10,
+    "checkpoint_min_interval_s": 0.0,
     "nthread": 2,
 }
 
@@ -233,11 +256,13 @@ class CatBoostParams:
     early_stopping_rounds: int = 100
     checkpoint_every_rounds: int = 100
     checkpoint_every_s: float = 120.0
+    checkpoint_min_interval_s: float = 30.0  # see check_checkpoint_cadence
     seed: int = 0
     nthread: int = 4
 
     def __post_init__(self) -> None:
         check_positive(self, *_BOOSTING_POSITIVE, "depth", "border_count")
+        check_checkpoint_cadence(self)
         if not (0 < self.rsm <= 1 and 0 < self.subsample <= 1):
             raise ConfigError("rsm and subsample must lie in (0, 1]")
         if self.bootstrap_type not in CATBOOST_BOOTSTRAPS:
@@ -254,6 +279,7 @@ CATBOOST_TINY = {
     "border_count": 32,
     "early_stopping_rounds": 10,
     "checkpoint_every_rounds": 10,
+    "checkpoint_min_interval_s": 0.0,
     "nthread": 2,
 }
 
@@ -272,6 +298,7 @@ class SequenceParams:
     patience: int = 8
     grad_clip: float = 1.0
     checkpoint_every_s: float = 120.0
+    checkpoint_min_interval_s: float = 30.0  # see check_checkpoint_cadence
     report_every_batches: int = 100
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda
@@ -279,6 +306,7 @@ class SequenceParams:
 
     def __post_init__(self) -> None:
         check_positive(self, *_POSITIVE)
+        check_checkpoint_cadence(self)
         if not 0 <= self.dropout < 1:
             raise ConfigError(f"dropout={self.dropout} must lie in [0, 1)")
         if self.device not in DEVICES or self.amp not in AMP_MODES:
@@ -303,6 +331,7 @@ _SEQUENCE_TINY = {
     "weight_decay": 0.0,
     "patience": 3,
     "report_every_batches": 10,
+    "checkpoint_min_interval_s": 0.0,
 }
 
 

@@ -1,11 +1,13 @@
 """XGBoost multiclass classifier, trained in checkpointed chunks of boosting rounds.
 
 Rounds are trained in chunks ending at multiples of `checkpoint_every_rounds` (a chunk
-also ends early after `checkpoint_every_s` of wall time, or when a stop is asked);
-each chunk continues the previous booster with `xgb.train(..., xgb_model=...)` from
-its UBJ bytes, exactly as a resumed run does, and each chunk end is a checkpoint
-(booster UBJ + JSON state). Early stopping on the validation log-loss is kept across
-chunks in that state (best iteration, rounds since the best).
+also ends early `checkpoint_every_s` after the last checkpoint, or when a stop is
+asked); each chunk continues the previous booster with `xgb.train(..., xgb_model=...)`
+from its UBJ bytes, exactly as a resumed run does. A chunk end is a checkpoint
+(booster UBJ + JSON state) unless the last one is younger than
+`checkpoint_min_interval_s`; the end of training and a stop always checkpoint. Early
+stopping on the validation log-loss is kept across chunks in that state (best
+iteration, rounds since the best).
 
 Without row/column sampling the trees do not depend on where chunks end, so a resumed
 run equals an uninterrupted one bit for bit. With sampling they do: a run that was
@@ -51,16 +53,22 @@ class _ChunkMonitor(xgb.callback.TrainingCallback):
     """Tracks validation log-loss across chunks; ends a chunk on patience, time or stop."""
 
     def __init__(
-        self, state: dict, params: XGBoostParams, ctx: TrainingContext, chunk_end: int
+        self,
+        state: dict,
+        params: XGBoostParams,
+        ctx: TrainingContext,
+        chunk_end: int,
+        since_save_s: float = 0.0,
     ) -> None:
         super().__init__()
         self.state = state
         self.chunk_end = chunk_end
         self.params = params
         self.ctx = ctx
-        self.start = time.monotonic()
-        self.last_poll = self.start
+        self.last_poll = time.monotonic()
+        self.last_save = self.last_poll - since_save_s  # checkpoint_every_s counts from it
         self.stop_asked = False
+        self.time_cut = False
 
     def after_iteration(self, model, epoch: int, evals_log) -> bool:
         st = self.state
@@ -80,8 +88,9 @@ class _ChunkMonitor(xgb.callback.TrainingCallback):
             self.stop_asked = bool(self.ctx.should_stop())
             if self.stop_asked:
                 return True
-        if now - self.start >= self.params.checkpoint_every_s and st["rounds"] < self.chunk_end:
-            st["time_cut"] = True
+        if now - self.last_save >= self.params.checkpoint_every_s:
+            self.time_cut = True  # checkpoint now, wherever the round is
+            st["time_cut"] = st["time_cut"] or st["rounds"] < self.chunk_end
             return True
         return False
 
@@ -104,10 +113,12 @@ class XGBoostModel(Model):
             raw, monitor = self._train_chunk(raw, dtrain, dval, state, ctx)
             if state["rounds"] >= p.n_estimators and not state["done"]:
                 state.update(done=True, stop_reason="n_estimators")
-            self._save(ctx, state["rounds"], {BOOSTER_FILE: raw}, {"train": dict(state)})
+            snapshot = _snapshot(raw, state)
+            if state["done"] or monitor.time_cut or self._boundary_save_due():
+                self._save(ctx, state["rounds"], *snapshot())
             ctx.report(state["rounds"], p.n_estimators, _report_metrics(state))
             if not state["done"]:
-                self._stop_if_asked(ctx, state["rounds"], None, asked=monitor.stop_asked)
+                self._stop_if_asked(ctx, state["rounds"], snapshot, asked=monitor.stop_asked)
         self._finish(raw, state)
         return self
 
@@ -128,7 +139,7 @@ class XGBoostModel(Model):
         p = self.params
         every = p.checkpoint_every_rounds
         chunk_end = min(p.n_estimators, (state["rounds"] // every + 1) * every)
-        monitor = _ChunkMonitor(state, p, ctx, chunk_end)
+        monitor = _ChunkMonitor(state, p, ctx, chunk_end, since_save_s=self._since_save_s())
         booster = xgb.train(
             p.booster_params(),
             dtrain,
@@ -191,6 +202,11 @@ class XGBoostModel(Model):
         model.n_rounds_ = int(learned["n_rounds"])
         model.stop_reason_ = learned["stop_reason"]
         return model
+
+
+def _snapshot(raw: bytes, state: dict):
+    """The (files, state) of a checkpoint at the current round, made when asked."""
+    return lambda: ({BOOSTER_FILE: raw}, {"train": dict(state)})
 
 
 def _report_metrics(state: dict) -> dict[str, float]:

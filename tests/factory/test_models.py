@@ -259,6 +259,50 @@ def test_lstm_resumes_from_mid_epoch_wall_time_checkpoints(data, fitted, tmp_pat
     assert model.predict_proba(data, "test").tobytes() == whole.tobytes()
 
 
+SPACED = {"checkpoint_min_interval_s": "3600", "checkpoint_every_s": "3600"}
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_min_interval_skips_boundary_checkpoints_only(name, data, fitted):
+    """A boundary younger than checkpoint_min_interval_s after the last checkpoint is
+    skipped: a short fit checkpoints once, at its end, and trains the same model."""
+    _, whole, uninterrupted = fitted[name]
+    assert len(uninterrupted.checkpoint_steps) > 1  # the tiny profile: every boundary
+    ctx = MemoryContext()
+    model = get_model(name)(params_of(name, **SPACED)).fit(data, ctx)
+    assert [c.step for c in ctx.checkpoints] == [uninterrupted.checkpoint_steps[-1]]
+    assert model.predict_proba(data, "test").tobytes() == whole.tobytes()
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_a_stop_checkpoints_despite_the_min_interval(name, data, fitted, monkeypatch):
+    """A stop request (a hand-back) always checkpoints, and the resume is exact."""
+    import factory.models.boosting as boosting
+    import factory.models.xgboost_model as xgboost_model
+
+    monkeypatch.setattr(boosting, "STOP_POLL_S", 0.0)  # ask at every round
+    monkeypatch.setattr(xgboost_model, "STOP_POLL_S", 0.0)
+    _, whole, uninterrupted = fitted[name]
+    stopping = MemoryContext()
+    stopping.should_stop = lambda: True
+    with pytest.raises(StopTraining):
+        get_model(name)(params_of(name, **SPACED)).fit(data, stopping)
+    assert len(stopping.checkpoints) == 1
+    assert stopping.checkpoints[0].step < uninterrupted.checkpoint_steps[-1]
+    resumed = MemoryContext(checkpoints=list(stopping.checkpoints))
+    model = get_model(name)(params_of(name, **SPACED)).fit(data, resumed)
+    assert model.resumed_from_ == stopping.checkpoints[0].step
+    assert model.predict_proba(data, "test").tobytes() == whole.tobytes()
+
+
+def test_min_interval_must_not_exceed_the_wall_time_bound():
+    with pytest.raises(ConfigError, match="checkpoint_min_interval_s"):
+        params_of("xgboost", checkpoint_min_interval_s="200", checkpoint_every_s="100")
+    with pytest.raises(ConfigError, match="checkpoint_min_interval_s"):
+        params_of("lstm", checkpoint_min_interval_s="-1")
+    assert get_model("catboost").params_from("default").checkpoint_min_interval_s == 30.0
+
+
 def test_xgboost_with_sampling_resumed_is_not_bit_exact(data, tmp_path):
     params = params_of("xgboost", subsample="0.8", colsample_bytree="0.8")
     store = CheckpointStore(tmp_path, "job")
