@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import time
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +35,6 @@ class RedisContext:
         lease: Lease,
         store: CheckpointStore,
         stop_flag=None,
-        report_every_s: float = 2.0,
         checkpoint_wait_s: float = 30.0,
         progress_file: Path | None = None,
         on_report=None,
@@ -50,8 +48,6 @@ class RedisContext:
         self._stop_flag = stop_flag or (lambda: False)
         self.progress_file = progress_file
         self._on_report = on_report
-        self._report_every_s = report_every_s
-        self._last_report = 0.0
         self._wait_s = checkpoint_wait_s
         self.resumed_from: int | None = None
         self.checkpoint_steps: list[int] = []
@@ -65,14 +61,11 @@ class RedisContext:
             raise Superseded(str(exc)) from exc
 
     def report(self, step: int, total: int, metrics: dict[str, float] | None = None) -> None:
-        """Progress goes to a local file; the worker's lease renewal carries it to Redis,
-        so reporting costs no Redis command (and never blocks training on Redis)."""
+        """Progress goes to a local file; the worker's lease renewal carries it to Redis
+        (and the final result its last value), so reporting costs no Redis command and
+        never blocks training on Redis."""
         if metrics and self._on_report is not None:
             self._on_report(metrics, step)  # every epoch / round chunk (e.g. to W&B)
-        now = time.monotonic()
-        if now - self._last_report < self._report_every_s and step < total:
-            return
-        self._last_report = now
         if self.progress_file is not None:
             write_progress(self.progress_file, step, total, metrics)
 

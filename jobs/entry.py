@@ -49,6 +49,7 @@ def run_job(spec_json: str) -> dict[str, Any]:
     from rq import get_current_job
 
     from factory.context import StopTraining, Superseded
+    from jobs.context import read_progress
 
     signal.signal(signal.SIGUSR1, request_stop)
     spec = JobSpec.from_json(spec_json)
@@ -65,9 +66,11 @@ def run_job(spec_json: str) -> dict[str, Any]:
         _exit(EXIT_SUPERSEDED)
     result["attempt"] = lease.attempt
     staged = result.pop(STAGED_KEY, None)
+    progress_file = os.environ.get(ENV_PROGRESS)
+    progress = read_progress(Path(progress_file)) if progress_file else None
     try:
         final = call_with_retry(
-            leases.finalize, lease, json.dumps(result), window_s=leases.ttl_ms / 1000
+            leases.finalize, lease, json.dumps(result), progress, window_s=leases.ttl_ms / 1000
         )
     except RedisUnreachable:
         final = False

@@ -25,15 +25,19 @@ redis.call('HSET', KEYS[3], 'attempt', a, 'worker', ARGV[1], 'lease_at', ARGV[3]
            'resumed_from', '', 'error', '')
 return a
 """
-_RENEW = """
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
-redis.call('HSET', KEYS[2], 'renewed_at', ARGV[3])
-if ARGV[4] ~= '' then
-  redis.call('HSET', KEYS[2], 'step', ARGV[4], 'total', ARGV[5], 'metrics', ARGV[6])
+# a Lua function, so that jobs.reaper can renew and scan in one call (RENEW_AND_SCAN)
+RENEW_FN = """
+local function renew(lease_key, state_key, token, ttl_ms, now, step, total, metrics)
+  if redis.call('GET', lease_key) ~= token then return 0 end
+  redis.call('PEXPIRE', lease_key, ttl_ms)
+  redis.call('HSET', state_key, 'renewed_at', now)
+  if step ~= '' then
+    redis.call('HSET', state_key, 'step', step, 'total', total, 'metrics', metrics)
+  end
+  return 1
 end
-return 1
 """
+_RENEW = RENEW_FN + "return renew(KEYS[1], KEYS[2], unpack(ARGV, 1, 6))\n"
 _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
@@ -50,6 +54,7 @@ if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
 redis.call('SET', KEYS[2], ARGV[2])
 redis.call('HSET', KEYS[3], 'status', 'finished', 'finished_at', ARGV[3])
+if ARGV[4] ~= '' then redis.call('HSET', KEYS[3], 'step', ARGV[4], 'total', ARGV[5]) end
 return 1
 """
 _REAP = """
@@ -94,10 +99,14 @@ class Leases:
 
     def renew(self, lease: Lease, progress: dict | None = None) -> bool:
         """Extend the lease; `progress` ({step, total, metrics}) rides along for free."""
+        return bool(self._renew(*self.renew_call(lease, progress)))
+
+    def renew_call(self, lease: Lease, progress: dict | None) -> tuple[list, list]:
+        """The KEYS and ARGV of RENEW_FN's `renew` for `lease`."""
         keys_ = [keys.lease(lease.job_id), keys.state(lease.job_id)]
         p = progress or {}
         extra = [p.get("step", ""), p.get("total", ""), json.dumps(p.get("metrics") or {})]
-        return bool(self._renew(keys=keys_, args=[lease.token, self.ttl_ms, _now(), *extra]))
+        return keys_, [lease.token, self.ttl_ms, _now(), *extra]
 
     def release(self, lease: Lease) -> bool:
         return bool(self._release(keys=[keys.lease(lease.job_id)], args=[lease.token]))
@@ -115,9 +124,12 @@ class Leases:
         keys_ = [keys.lease(lease.job_id), keys.checkpoints(lease.job_id), keys.state(lease.job_id)]
         return bool(self._publish(keys=keys_, args=[lease.token, record_json, keep, step, _now()]))
 
-    def finalize(self, lease: Lease, result_json: str) -> bool:
+    def finalize(self, lease: Lease, result_json: str, progress: dict | None = None) -> bool:
+        """Make `result_json` the job's final result; `progress` is the last reported."""
         keys_ = [keys.lease(lease.job_id), keys.result(lease.job_id), keys.state(lease.job_id)]
-        return bool(self._finalize(keys=keys_, args=[lease.token, result_json, _now()]))
+        p = progress or {}
+        args = [lease.token, result_json, _now(), p.get("step", ""), p.get("total", "")]
+        return bool(self._finalize(keys=keys_, args=args))
 
     def reap(self, job_id: str, attempt: int) -> int:
         """Claim the right to requeue a job whose lease is gone: the preemption count, or 0."""

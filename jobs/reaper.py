@@ -1,13 +1,16 @@
 """The reaper: a started job whose lease is gone is requeued, exactly once per attempt.
 
-Every worker (busy or idle) and `factory status` run it every few seconds. Finding
-the candidates is one Lua call per queue (the started registry's entries whose
-lease key is missing), so an idle fleet costs Redis almost nothing.
+Every worker (busy or idle) and `factory status` run it. Finding the candidates is
+one Lua call over the started registries (their entries whose lease key is missing),
+and a busy worker's lease renewal makes that call too, so the reaper costs an idle
+worker one call per pass and a busy one nothing extra.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
+import time
 
 import redis
 from rq.job import Job
@@ -15,28 +18,64 @@ from rq.registry import StartedJobRegistry
 from rq.serializers import JSONSerializer
 
 from jobs import keys
-from jobs.lease import Leases
+from jobs.lease import RENEW_FN, Lease, Leases
 
 log = logging.getLogger("jobs.reaper")
 DEFAULT_PREEMPTION_BUDGET = 20
 
-_SCAN = """
-local out = {-1}
-for _, entry in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
-  local job_id = string.match(entry, '^(.*):[^:]*$') or entry
-  local ttl = redis.call('PTTL', ARGV[1] .. 'lease:' .. job_id)
-  if ttl < 0 then
-    local attempt = redis.call('HGET', ARGV[1] .. 'state:' .. job_id, 'attempt')
-    if attempt then table.insert(out, job_id); table.insert(out, attempt) end
-  elseif out[1] < 0 or ttl < out[1] then
-    out[1] = ttl
+# scan(out, first, prefix): for the started registries KEYS[first..], append
+# (registry index, job id, attempt) of each job whose lease key is gone to `out`, and
+# keep the shortest live lease's TTL in out[1] (-1: none)
+_SCAN_FN = """
+local function scan(out, first, prefix)
+  for q = first, #KEYS do
+    for _, entry in ipairs(redis.call('ZRANGE', KEYS[q], 0, -1)) do
+      local job_id = string.match(entry, '^(.*):[^:]*$') or entry
+      local ttl = redis.call('PTTL', prefix .. 'lease:' .. job_id)
+      if ttl < 0 then
+        local attempt = redis.call('HGET', prefix .. 'state:' .. job_id, 'attempt')
+        if attempt then
+          table.insert(out, q - first); table.insert(out, job_id); table.insert(out, attempt)
+        end
+      elseif out[1] < 0 or ttl < out[1] then
+        out[1] = ttl
+      end
+    end
   end
 end
+"""
+_SCAN = (
+    _SCAN_FN
+    + """
+local out = {-1}
+scan(out, 1, ARGV[1])
 return out
 """
+)
+# a busy worker's lease renewal doubles as its reaper's scan: {0} when the renewal
+# failed, else {1, <what scan returns>}; KEYS: lease, state, then the registries
+_RENEW_AND_SCAN = (
+    RENEW_FN
+    + _SCAN_FN
+    + """
+if renew(KEYS[1], KEYS[2], unpack(ARGV, 1, 6)) == 0 then return {0} end
+local out = {-1}
+scan(out, 3, ARGV[7])
+table.insert(out, 1, 1)
+return out
+"""
+)
 
 
 class Reaper:
+    """Finds started jobs whose lease is gone and requeues each once (per attempt).
+
+    A pass is timed to just after the soonest live lease could expire, at most
+    `max_s` apart. While this worker is busy its lease renewals (`renew_and_scan`)
+    do the scan too, so a pass of its own is then due only when a lease is about to
+    expire or is gone: a busy worker's reaper costs no extra Redis call.
+    """
+
     def __init__(
         self,
         connection: redis.Redis,
@@ -48,39 +87,55 @@ class Reaper:
         self.leases = leases
         self.queue_names = queue_names
         self.preemption_budget = preemption_budget
+        self.registry_keys = [
+            StartedJobRegistry(n, connection=connection, serializer=JSONSerializer).key
+            for n in queue_names
+        ]
         self._scan = connection.register_script(_SCAN)
-        self._soonest_ms = -1
+        self._renew_and_scan = connection.register_script(_RENEW_AND_SCAN)
+        # (when, soonest live lease TTL in ms) of the last scan; none yet: a pass is due
+        self.last_scan: tuple[float, int] = (float("-inf"), -1)
+        self.wake = threading.Event()  # set when a renewal's scan saw a dead lease
 
-    def candidates(self, queue_name: str) -> tuple[list[tuple[str, int]], int]:
-        """Started jobs without a live lease, and the shortest live lease's TTL in ms (-1: none)."""
-        registry = StartedJobRegistry(
-            queue_name, connection=self.connection, serializer=JSONSerializer
-        )
-        flat = self._scan(keys=[registry.key], args=[keys.PREFIX + ":"])
-        dead = [(flat[i].decode(), int(flat[i + 1])) for i in range(1, len(flat), 2)]
-        return dead, int(flat[0])
+    def _dead(self, flat: list) -> list[tuple[str, str, int]]:
+        """(queue name, job id, attempt) triples of a scan's reply, after its soonest TTL."""
+        return [
+            (self.queue_names[int(flat[i])], flat[i + 1].decode(), int(flat[i + 2]))
+            for i in range(1, len(flat), 3)
+        ]
+
+    def renew_and_scan(self, lease: Lease, progress: dict | None = None) -> bool:
+        """Leases.renew, with the reaper's scan in the same call; wakes the reaper
+        thread (`wake`) when the scan saw a dead lease."""
+        keys_, args = self.leases.renew_call(lease, progress)
+        prefix = keys.PREFIX + ":"
+        flat = self._renew_and_scan(keys=keys_ + self.registry_keys, args=[*args, prefix])
+        if not int(flat[0]):
+            return False
+        dead = len(flat) > 2
+        self.last_scan = (time.monotonic(), 0 if dead else int(flat[1]))
+        if dead:
+            self.wake.set()
+        return True
 
     def next_pass_in_s(self, max_s: float) -> float:
-        """When the next pass is due: just after the soonest live lease could expire."""
-        soonest = self._soonest_ms
-        if soonest < 0:
-            return max_s
-        return min(max(soonest / 1000 + 0.25, 0.25), max_s)
+        """Seconds until the next pass is due: just after the soonest live lease seen by
+        the last scan (a pass or a renewal) could expire, at most `max_s` after it."""
+        scanned_at, soonest = self.last_scan
+        after = max_s if soonest < 0 else min(max(soonest / 1000 + 0.25, 0.25), max_s)
+        return max(scanned_at + after - time.monotonic(), 0.0)
 
     def reap_once(self) -> list[str]:
         """Requeue every started job with a dead lease that this call wins; their ids."""
+        flat = self._scan(keys=self.registry_keys, args=[keys.PREFIX + ":"])
+        self.last_scan = (time.monotonic(), int(flat[0]))
         requeued = []
-        self._soonest_ms = -1
-        for name in self.queue_names:
-            dead, soonest = self.candidates(name)
-            if soonest >= 0 and (self._soonest_ms < 0 or soonest < self._soonest_ms):
-                self._soonest_ms = soonest
-            for job_id, attempt in dead:
-                preemptions = self.leases.reap(job_id, attempt)
-                if not preemptions:
-                    continue  # another reaper won, or a newer attempt is running
-                if self._requeue_or_fail(name, job_id, attempt, preemptions):
-                    requeued.append(job_id)
+        for queue_name, job_id, attempt in self._dead(flat):
+            preemptions = self.leases.reap(job_id, attempt)
+            if not preemptions:
+                continue  # another reaper won, or a newer attempt is running
+            if self._requeue_or_fail(queue_name, job_id, attempt, preemptions):
+                requeued.append(job_id)
         return requeued
 
     def _requeue_or_fail(

@@ -43,7 +43,9 @@ class RedisSettings:
 
     url: str
     socket_timeout_s: float = 10.0
-    health_check_interval_s: int = 30
+    # a connection idle longer than this is PINGed before its next command; leases renew
+    # every TTL/3 and checkpoints come >= 30 s apart, so a busy worker rarely pings
+    health_check_interval_s: int = 60
 
     @property
     def redacted_url(self) -> str:

@@ -102,17 +102,25 @@ class LeasedWorker(Worker):
             return super().work(*args, **kwargs)
         finally:
             self._done.set()
+            self.reaper.wake.set()
             self._progress_file.unlink(missing_ok=True)
 
     def _reap_forever(self) -> None:
-        """Reap just after the soonest lease could expire (at most every max interval)."""
+        """Reap just after the soonest lease could expire (at most every max interval);
+        while busy, the lease renewals scan (Reaper.renew_and_scan) and postpone it."""
+        max_s = self.settings.reaper_max_interval_s
         next_reconcile = time.monotonic() + self.settings.reconcile_interval_s
         wait_s = 0.0
-        while not self._done.wait(wait_s):
-            wait_s = self.settings.reaper_max_interval_s
+        while True:
+            self.reaper.wake.wait(wait_s)
+            self.reaper.wake.clear()
+            if self._done.is_set():
+                return
+            wait_s = max_s
             try:
-                self.reaper.reap_once()
-                wait_s = self.reaper.next_pass_in_s(self.settings.reaper_max_interval_s)
+                if self.reaper.next_pass_in_s(max_s) == 0:  # else a renewal scanned since
+                    self.reaper.reap_once()
+                wait_s = self.reaper.next_pass_in_s(max_s)
                 if time.monotonic() >= next_reconcile:
                     next_reconcile = time.monotonic() + self.settings.reconcile_interval_s
                     reconcile_if_due(self.connection, self.settings.reconcile_interval_s)
@@ -208,7 +216,7 @@ class LeasedWorker(Worker):
         while not stop.wait(interval):
             self._hand_back_if_session_ends()
             try:
-                if self.leases.renew(lease, read_progress(self._progress_file)):
+                if self.reaper.renew_and_scan(lease, read_progress(self._progress_file)):
                     last_ok = time.monotonic()
                     continue
                 reason = "lease lost to a newer attempt"

@@ -43,3 +43,8 @@ def test_plan_with_cv_and_ensemble_survives_a_kill_during_a_fold(cluster):
     assert any(n.startswith("ensemble") for n in names)
     folder = cluster.home / "results" / plan["plan_id"]
     assert (folder / "leaderboard.csv").is_file() and (folder / "leaderboard.png").is_file()
+    status = cluster.factory("status", "--plan", plan["plan_id"], "--json")
+    for row in json.loads(status.stdout)["jobs"]:
+        assert row["status"] == "finished", row
+        if row["kind"] in ("train", "cv"):  # progress shows the end, not a lagging report
+            assert row["step"] == row["checkpoint_step"] and 0 < row["step"] <= row["total"], row
