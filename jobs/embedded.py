@@ -90,6 +90,23 @@ def embedded_url(home: Path) -> str:
         return _url(state)
 
 
+def embedded_status(home: Path) -> dict | None:
+    """The embedded Redis of `home` without its password: folder, port, pid, running;
+    None when none was ever started there."""
+    folder = Path(home).expanduser().resolve() / "redis"
+    state = _read_state(folder)
+    if state is None:
+        return None
+    running = _answers(state)
+    proc = _process(state.get("pid"), folder)
+    return {
+        "folder": str(folder),
+        "port": state["port"],
+        "pid": proc.pid if proc is not None else None,
+        "running": running,
+    }
+
+
 def stop_embedded(home: Path) -> bool:
     """Stop the embedded Redis of `home` (its AOF is flushed). True if one was running."""
     folder = Path(home).expanduser().resolve() / "redis"

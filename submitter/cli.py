@@ -21,6 +21,8 @@ SUBCOMMAND_MODULES = (
     "submitter.status",
     "submitter.results",
     "submitter.demo",
+    "submitter.redis_cmd",
+    "submitter.dashboard",
 )
 EXIT_USAGE = 2
 

@@ -197,6 +197,10 @@ def run_demo(args: argparse.Namespace) -> int:
         for proc in workers:
             _kill_tree(proc, signal.SIGTERM)
     _summary(connection, plan, home)
+    if embedded:
+        print(
+            f"the embedded Redis keeps running for that; stop it: factory redis stop --home {home}"
+        )
     return 0 if all(r["status"] in ("finished", "not built") for r in rows) else 1
 
 

@@ -11,8 +11,9 @@ import urllib.request
 
 import pytest
 
+from tests.conftest import REPO_ROOT
 from tests.redis_server import free_port
-from tests.runner import job_result, wait_for
+from tests.runner import factory_cmd, job_result, job_state, run_factory, wait_for
 
 
 def test_rq_info_lists_our_queue_and_worker(cluster):
@@ -44,33 +45,47 @@ def _get_json(url: str):
         return None
 
 
-def test_rq_dashboard_shows_our_queue_workers_and_jobs(cluster, tmp_path):
-    dashboard = shutil.which("rq-dashboard")
-    if dashboard is None:
-        pytest.skip("rq-dashboard is not installed (pip install -e '.[dev]' installs it)")
-    plan = cluster.submit(params=("profile=tiny",))
+def test_factory_dashboard_shows_our_queue_workers_and_jobs(cluster, tmp_path):
+    """`factory dashboard` serves the stock rq-dashboard: our queue, a busy worker with
+    its current job, and a finished job with its result, all read as JSON."""
+    pytest.importorskip("rq_dashboard", reason="pip install -e '.[dev]' installs it")
+    quick = cluster.submit(params=("profile=tiny",))["jobs"][0]["id"]
+    slow = cluster.submit()["jobs"][0]["id"]  # queued behind it: keeps the worker busy
     cluster.worker("dashboard-worker")
-    data_job = next(j["id"] for j in plan["jobs"] if j["kind"] == "data")
-    wait_for(lambda: job_result(cluster.client, data_job), 120, "the data job")
+    wait_for(lambda: job_result(cluster.client, quick), 120, "the quick job")
+    wait_for(lambda: job_state(cluster.client, slow).get("status") == "started", 60, "slow")
     port = free_port()
     log = open(tmp_path / "dashboard.log", "wb")  # noqa: SIM115 - owned by the process
     proc = subprocess.Popen(
-        [dashboard, "--redis-url", cluster.url, "--json", "--bind", "127.0.0.1", "-p", str(port)],
+        factory_cmd("dashboard", "--redis-url", cluster.url, "--port", str(port)),
+        cwd=REPO_ROOT,
         stdout=log,
         stderr=subprocess.STDOUT,
     )
     base = f"http://127.0.0.1:{port}/0/data"
+
+    def log_tail() -> str:
+        return (tmp_path / "dashboard.log").read_text(errors="replace")[-3000:]
+
     try:
-        queues = wait_for(lambda: _get_json(f"{base}/queues.json"), 60, "rq-dashboard to answer")
+        queues = wait_for(lambda: _get_json(f"{base}/queues.json"), 60, "the dashboard")
         assert "mlf" in [q["name"] for q in queues["queues"]]
         workers = _get_json(f"{base}/workers.json")
-        assert "dashboard-worker" in [w["name"] for w in workers["workers"]]
+        assert workers is not None, log_tail()
+        mine = next(w for w in workers["workers"] if w["name"] == "dashboard-worker")
+        assert mine["current_job"]["job_id"] == slow  # a busy worker's job, read as JSON
         finished = _get_json(f"{base}/jobs/mlf/finished/50/asc/1.json")
-        assert data_job in [j["id"] for j in finished["jobs"]]
-        job = _get_json(f"{base}/job/{data_job}.json")  # decoded with the JSON serializer
-        assert job["id"] == data_job and job["status"] == "finished"
-        assert "run_job" in job["description"] and job["result"]["attempt"] == 1
+        assert quick in [j["id"] for j in finished["jobs"]]
+        job = _get_json(f"{base}/job/{quick}.json")
+        assert job["id"] == quick and job["status"] == "finished", log_tail()
+        assert job["description"] == "train xgboost" and job["result"]["attempt"] == 1
     finally:
         proc.terminate()
         proc.wait(timeout=10)
         log.close()
+
+
+def test_dashboard_without_redis_says_so(tmp_path):
+    port = free_port()
+    out = run_factory("dashboard", "--redis-url", f"redis://127.0.0.1:{port}/0")
+    assert out.returncode == 2 and "error:" in out.stderr and "Redis" in out.stderr
