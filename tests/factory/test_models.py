@@ -263,35 +263,28 @@ SPACED = {"checkpoint_min_interval_s": "3600", "checkpoint_every_s": "3600"}
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))
-def test_min_interval_skips_boundary_checkpoints_only(name, data, fitted):
+def test_min_interval_skips_boundaries_but_never_a_stop(name, data, fitted, monkeypatch):
     """A boundary younger than checkpoint_min_interval_s after the last checkpoint is
-    skipped: a short fit checkpoints once, at its end, and trains the same model."""
-    _, whole, uninterrupted = fitted[name]
-    assert len(uninterrupted.checkpoint_steps) > 1  # the tiny profile: every boundary
-    ctx = MemoryContext()
-    model = get_model(name)(params_of(name, **SPACED)).fit(data, ctx)
-    assert [c.step for c in ctx.checkpoints] == [uninterrupted.checkpoint_steps[-1]]
-    assert model.predict_proba(data, "test").tobytes() == whole.tobytes()
-
-
-@pytest.mark.parametrize("name", sorted(MODELS))
-def test_a_stop_checkpoints_despite_the_min_interval(name, data, fitted, monkeypatch):
-    """A stop request (a hand-back) always checkpoints, and the resume is exact."""
+    skipped, but a stop request (a hand-back) always checkpoints: stopped at its first
+    step, then resumed, a fit checkpoints there and at its end only, and trains the
+    same model as an uninterrupted run."""
     import factory.models.boosting as boosting
     import factory.models.xgboost_model as xgboost_model
 
     monkeypatch.setattr(boosting, "STOP_POLL_S", 0.0)  # ask at every round
     monkeypatch.setattr(xgboost_model, "STOP_POLL_S", 0.0)
     _, whole, uninterrupted = fitted[name]
+    final = uninterrupted.checkpoint_steps[-1]
+    assert len(uninterrupted.checkpoint_steps) > 2  # the tiny profile: every boundary
     stopping = MemoryContext()
     stopping.should_stop = lambda: True
     with pytest.raises(StopTraining):
         get_model(name)(params_of(name, **SPACED)).fit(data, stopping)
-    assert len(stopping.checkpoints) == 1
-    assert stopping.checkpoints[0].step < uninterrupted.checkpoint_steps[-1]
+    assert len(stopping.checkpoints) == 1 and stopping.checkpoints[0].step < final
     resumed = MemoryContext(checkpoints=list(stopping.checkpoints))
     model = get_model(name)(params_of(name, **SPACED)).fit(data, resumed)
     assert model.resumed_from_ == stopping.checkpoints[0].step
+    assert [c.step for c in resumed.checkpoints[1:]] == [final]  # no boundary in between
     assert model.predict_proba(data, "test").tobytes() == whole.tobytes()
 
 
