@@ -6,6 +6,6 @@ COPY factory ./factory
 COPY jobs ./jobs
 COPY worker ./worker
 COPY submitter ./submitter
-RUN pip install --no-cache-dir .
+RUN pip install --no-cache-dir ".[dashboard]"
 ENTRYPOINT []
 CMD ["factory", "worker", "--home", "/storage"]

@@ -32,3 +32,13 @@ def test_worker_command_is_a_console_script_with_a_real_subcommand():
     args = build_parser().parse_args([subcommand, *rest])
     assert args.command == "worker" and args.home == "/storage"
     assert any(v.endswith(":/storage") for v in worker["volumes"])
+
+
+def test_the_optional_dashboard_runs_factory_dashboard_on_the_same_redis():
+    dashboard = _compose()["services"]["dashboard"]
+    script, subcommand, *rest = dashboard["command"]
+    assert script == "factory" and dashboard["env_file"] == ".env"
+    args = build_parser().parse_args([subcommand, *rest])
+    assert args.command == "dashboard" and args.bind == "0.0.0.0" and args.port == 9181
+    assert dashboard["profiles"] == ["dashboard"]  # not started by a plain `up`
+    assert all(p.startswith("127.0.0.1:") for p in dashboard["ports"])
