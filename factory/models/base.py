@@ -125,6 +125,12 @@ class Model(ABC):
         younger than `checkpoint_min_interval_s` (see params.check_checkpoint_cadence)."""
         return self._since_save_s() >= self.params.checkpoint_min_interval_s
 
+    def _report_resumed(self, ctx: TrainingContext, total: int) -> None:
+        """Progress of a resumed fit starts at its checkpoint's step: a fit resumed from
+        its final checkpoint trains (and reports) nothing more."""
+        if self.resumed_from_ is not None:
+            ctx.report(self.resumed_from_, total)
+
     def _check_resumable(self, checkpoint: Checkpoint) -> None:
         saved = checkpoint.state.get("params")
         mine = dataclasses.asdict(self.params)

@@ -109,6 +109,7 @@ class CatBoostModel(Model):
             snapshot = Path(tmp) / SNAPSHOT_FILE
             if checkpoint is not None:
                 self._check_resumable(checkpoint)
+                self._report_resumed(ctx, self.params.n_estimators)
                 state = dict(checkpoint.state["train"])
                 snapshot.write_bytes(checkpoint.files[SNAPSHOT_FILE])
             pools = self._pools(data)

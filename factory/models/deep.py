@@ -272,6 +272,7 @@ class SequenceModel(Model):
         if checkpoint is not None:
             self._check_resumable(checkpoint)
             t.restore(checkpoint)
+            self._report_resumed(ctx, t.total)
         while not t.progress["done"]:
             self._run_epoch(t, ctx)
         self._finish(t)

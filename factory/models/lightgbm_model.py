@@ -105,6 +105,7 @@ class LightGBMModel(Model):
         state, text = fresh_state(), None
         if checkpoint is not None:
             self._check_resumable(checkpoint)
+            self._report_resumed(ctx, p.n_estimators)
             state, text = dict(checkpoint.state["train"]), checkpoint.files[MODEL_FILE].decode()
             if p.sampling and not state["done"]:
                 state["bit_exact"] = False  # the bagging / feature RNG restarts

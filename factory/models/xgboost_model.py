@@ -107,6 +107,7 @@ class XGBoostModel(Model):
         state, raw = _fresh_state(), None
         if checkpoint is not None:
             self._check_resumable(checkpoint)
+            self._report_resumed(ctx, p.n_estimators)
             state, raw = dict(checkpoint.state["train"]), checkpoint.files[BOOSTER_FILE]
         dtrain, dval = self._matrices(data)
         while not state["done"]:

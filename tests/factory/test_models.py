@@ -285,7 +285,11 @@ def test_min_interval_skips_boundaries_but_never_a_stop(name, data, fitted, monk
     model = get_model(name)(params_of(name, **SPACED)).fit(data, resumed)
     assert model.resumed_from_ == stopping.checkpoints[0].step
     assert [c.step for c in resumed.checkpoints[1:]] == [final]  # no boundary in between
+    assert resumed.reports[0][0] == model.resumed_from_  # progress starts where it resumed
     assert model.predict_proba(data, "test").tobytes() == whole.tobytes()
+    again = MemoryContext(checkpoints=list(resumed.checkpoints))  # a kill before finalize
+    get_model(name)(params_of(name, **SPACED)).fit(data, again)
+    assert again.reports == [(final, resumed.reports[-1][1])] and again.save_calls == 0
 
 
 def test_min_interval_must_not_exceed_the_wall_time_bound():
