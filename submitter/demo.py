@@ -35,15 +35,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="kill a worker mid-training and watch the job resume elsewhere",
     )
     p.add_argument("--raw", type=Path, help="your bars (default: synthetic MES bars)")
-    p.add_argument("--symbol", default="MES")
+    p.add_argument("--symbol", default="MES", help="symbol of the bars (%(default)s)")
     p.add_argument("--tz", default="UTC", help="timezone of --raw's naive timestamps")
     p.add_argument("--days", type=int, default=10, help="sessions of synthetic bars (10)")
-    p.add_argument("--horizon", type=int, default=10)
-    p.add_argument("--folds", type=int, default=3)
+    p.add_argument("--horizon", type=int, default=10, help="label horizon in bars (%(default)s)")
+    p.add_argument("--folds", type=int, default=3, help="CV folds (%(default)s)")
     p.add_argument(
         "--param", action="append", default=None, help="[MODEL.]KEY=VALUE (default: profile=tiny)"
     )
-    p.add_argument("--timeout", type=float, default=900, help="give up after this many seconds")
+    p.add_argument(
+        "--timeout", type=float, default=900, help="give up after this many seconds (%(default)s)"
+    )
     add_connection_args(p)
     p.set_defaults(handler=run_demo)
 

@@ -30,6 +30,8 @@ def test_demo_with_chaos_finishes_every_job_exactly_once(tmp_path):
                 "--chaos",
                 "--days",
                 "8",
+                "--folds",
+                "2",
                 "--home",
                 str(home),
                 "--param",
