@@ -24,8 +24,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,10 +36,10 @@ from factory.backtest import DEFAULT_THRESHOLD, backtest_dataset_rows
 from factory.context import TrainingContext
 from factory.errors import ConfigError
 from factory.evaluation import class_prior, classification_report
+from factory.files import atomic_dir
 from factory.metrics import predictions_sha256
 from factory.models import get_model
 from factory.models.params import resolve_params
-from factory.train import replace_dir
 from factory.training_data import load_training_data
 from factory.version import code_version
 
@@ -276,19 +274,10 @@ def run_cv_fold(
 
 def save_fold(result: dict[str, Any], oof: pd.DataFrame, directory: str | Path) -> Path:
     """oof.parquet + result.json into `directory`, written under a temporary name first."""
-    final = Path(directory)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = final.with_name(f".tmp-{final.name}-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
-        tmp.mkdir()
+    with atomic_dir(directory) as tmp:
         oof.to_parquet(tmp / OOF_FILE)
         (tmp / RESULT_FILE).write_text(json.dumps(result, indent=1))
-        replace_dir(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return final
+    return Path(directory)
 
 
 def load_fold(directory: str | Path) -> tuple[dict[str, Any], pd.DataFrame]:

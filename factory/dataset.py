@@ -22,6 +22,7 @@ import pandas as pd
 from factory import features as feature_lib
 from factory.config import DatasetConfig
 from factory.errors import DataError
+from factory.files import file_sha256
 from factory.indicators import atr
 from factory.ingest import RawFile, read_bars
 from factory.labels import triple_barrier
@@ -246,14 +247,6 @@ def _label_counts(labels: pd.DataFrame, config: DatasetConfig, usable: np.ndarra
     return out
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 22), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _write_atomically(
     final: Path, tables: dict, manifest: dict, progress: PhaseProgress, start: float
 ) -> None:
@@ -268,7 +261,8 @@ def _write_atomically(
         (tmp / "scaler.json").write_text(json.dumps(tables["scaler"].to_dict()))
         (tmp / "splits.json").write_text(json.dumps(manifest["split"], indent=2))
         manifest["files"] = {
-            p.name: {"sha256": _sha256(p), "bytes": p.stat().st_size} for p in sorted(tmp.iterdir())
+            p.name: {"sha256": file_sha256(p), "bytes": p.stat().st_size}
+            for p in sorted(tmp.iterdir())
         }
         manifest["seconds"] = dict(progress.seconds)
         manifest["seconds"]["write"] = round(time.perf_counter() - write_start, 3)

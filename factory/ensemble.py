@@ -20,7 +20,6 @@ bundle (the member bundles are copied inside) that factory.inference can load.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import time
 from pathlib import Path
@@ -35,8 +34,9 @@ from factory.backtest import DEFAULT_THRESHOLD, backtest_dataset_rows
 from factory.cv import PROBA_COLUMNS
 from factory.errors import ConfigError, FactoryError
 from factory.evaluation import LABELS, class_prior, classification_report
+from factory.files import atomic_dir
 from factory.metrics import classification_metrics, predictions_sha256
-from factory.train import DATASET_FILE, RESULT_FILE, dataset_info, replace_dir, write_checksums
+from factory.train import DATASET_FILE, RESULT_FILE, dataset_info, write_checksums
 from factory.training_data import load_training_data
 from factory.version import code_version
 
@@ -274,12 +274,7 @@ def save_ensemble_bundle(
 ) -> Path:
     """ensemble.json (method, members, meta-learner) + the member bundles under
     members/<name>/ + result + dataset info + checksums of every file, atomically."""
-    final = Path(directory)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = final.with_name(f".tmp-{final.name}-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
-        tmp.mkdir()
+    with atomic_dir(directory) as tmp:
         for name, src in member_dirs.items():
             shutil.copytree(src, tmp / MEMBERS_DIR / name)
         spec = {k: result[k] for k in ("method", "members", "horizon", "dataset_id", "meta")}
@@ -289,8 +284,4 @@ def save_ensemble_bundle(
         meta = {"model": "ensemble", "kind": "ensemble", "horizon": result["horizon"]}
         meta |= {"dataset_id": result["dataset_id"], "members": result["members"]}
         write_checksums(tmp, meta)
-        replace_dir(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return final
+    return Path(directory)

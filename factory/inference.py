@@ -12,7 +12,6 @@ on the training input it reproduces the train job's predictions row for row.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from factory.errors import FactoryError
+from factory.files import file_sha256
 from factory.training_data import NO_LABEL, TrainingData
 
 BUNDLE_FILE = "bundle.json"
@@ -56,14 +56,6 @@ class Bundle:
         return self.meta_learner.predict_proba(probas)
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 22), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def verify_bundle(directory: str | Path) -> dict[str, Any]:
     """bundle.json of `directory` once every file it lists has its recorded sha256."""
     directory = Path(directory)
@@ -82,7 +74,7 @@ def verify_bundle(directory: str | Path) -> dict[str, Any]:
         file = directory / name
         if not file.is_file():
             raise FactoryError(f"bundle {directory}: file {name} is missing; fix: copy it again")
-        if _sha256(file) != info["sha256"]:
+        if file_sha256(file) != info["sha256"]:
             raise FactoryError(
                 f"bundle {directory}: file {name} changed since the bundle was written "
                 "(sha256 mismatch); refusing to load it; fix: restore or retrain the bundle"

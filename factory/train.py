@@ -11,8 +11,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
-import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -20,6 +18,7 @@ from typing import Any
 from factory.backtest import DEFAULT_THRESHOLD, backtest_dataset_rows
 from factory.context import TrainingContext
 from factory.evaluation import class_prior, classification_report
+from factory.files import atomic_dir, file_sha256
 from factory.metrics import classification_metrics, predictions_sha256
 from factory.models import get_model
 from factory.models.base import Model
@@ -106,10 +105,6 @@ def run_training(
     return result
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def dataset_info(dataset_dir: str | Path) -> dict[str, Any]:
     """What a bundle keeps of its dataset so that it can predict on raw bars alone: the
     dataset config (feature settings, timezone), its scaler, feature list and costs."""
@@ -128,7 +123,7 @@ def write_checksums(tmp: Path, meta: dict[str, Any]) -> None:
     """bundle.json: `meta` plus the sha256 and size of every file under `tmp` (recursive,
     by relative path); factory.inference verifies them on load."""
     files = {
-        p.relative_to(tmp).as_posix(): {"sha256": _sha256(p), "bytes": p.stat().st_size}
+        p.relative_to(tmp).as_posix(): {"sha256": file_sha256(p), "bytes": p.stat().st_size}
         for p in sorted(tmp.rglob("*"))
         if p.is_file()
     }
@@ -144,11 +139,7 @@ def save_bundle(
     """Model files + config (feature list included) + result + the dataset's config and
     scaler (from `dataset_dir`, else the result's) + checksums, written under a
     temporary name and renamed into `directory` (replacing an older bundle there)."""
-    final = Path(directory)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = final.with_name(f".tmp-{final.name}-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
+    with atomic_dir(directory) as tmp:
         model.save(tmp)
         (tmp / RESULT_FILE).write_text(json.dumps(result, indent=1))
         dataset_dir = dataset_dir or result.get("dataset_dir")
@@ -157,18 +148,4 @@ def save_bundle(
         meta = {"model": model.name, "kind": model.kind, "horizon": result.get("horizon")}
         meta |= {"dataset_id": result.get("dataset_id")}
         write_checksums(tmp, meta)
-        replace_dir(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return final
-
-
-def replace_dir(tmp: Path, final: Path) -> None:
-    if not final.exists():
-        os.rename(tmp, final)
-        return
-    old = final.with_name(f".old-{final.name}-{os.getpid()}")
-    os.rename(final, old)
-    os.rename(tmp, final)
-    shutil.rmtree(old, ignore_errors=True)
+    return Path(directory)
