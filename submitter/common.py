@@ -13,6 +13,10 @@ def add_connection_args(p: argparse.ArgumentParser) -> None:
         help="Redis URL (default $REDIS_URL, else the embedded Redis "
         "of --home); rediss:// with a password works; never printed",
     )
+    add_home_arg(p)
+
+
+def add_home_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--home", help="storage root (default $FACTORY_HOME, else ./factory_home)")
 
 

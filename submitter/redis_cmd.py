@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from submitter.common import home_of
+from submitter.common import add_home_arg, home_of
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -19,7 +19,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "redis", help="status or stop of the embedded Redis under --home (no REDIS_URL)"
     )
     p.add_argument("action", choices=("status", "stop"), help="what to do")
-    p.add_argument("--home", help="storage root (default $FACTORY_HOME, else ./factory_home)")
+    add_home_arg(p)
     p.add_argument("--json", action="store_true", help="one JSON object")
     p.set_defaults(handler=run_redis)
 
