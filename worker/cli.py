@@ -30,13 +30,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--max-session-hours",
         type=float,
         default=11.5,
-        help="session budget counted from machine boot (default 11.5, Colab)",
+        help=_session_hours_help(),
     )
     p.add_argument(
         "--session-ends-in",
         type=float,
         metavar="SECONDS",
-        help="the session ends this many seconds from now (overrides the uptime)",
+        help="the session ends this many seconds from now (overrides the session's start)",
     )
     p.add_argument(
         "--handback-margin",
@@ -59,6 +59,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--max-jobs", type=int, help="quit after this many jobs")
     p.add_argument("--log-level", default="INFO")
     p.set_defaults(handler=run)
+
+
+def _session_hours_help() -> str:
+    """The --max-session-hours help, naming the measure found on this machine now."""
+    from worker.session import find_session_start
+
+    found = find_session_start().detail.replace("%", "%%")
+    return (
+        "session budget in hours, counted from the start of the runtime's oldest Jupyter "
+        f"process, else from machine boot (on this machine now: {found}; default 11.5, Colab)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:

@@ -77,6 +77,7 @@ def run_worker(
         **({"data_cache": Path(data_cache).absolute()} if data_cache else {}),
     )
     name = name or default_name()
+    log.info(settings.budget.describe())
     worked = False
     while True:
         worker = LeasedWorker(
