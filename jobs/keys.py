@@ -47,3 +47,4 @@ def plan(plan_id: str) -> str:
 OPEN_PLANS = f"{PREFIX}:plans:open"  # set of plan ids not yet complete
 ALL_PLANS = f"{PREFIX}:plans:all"  # sorted set: plan id -> submit time
 DURATIONS = f"{PREFIX}:durations"  # hash: "<kind>:<model>" -> seconds the last run took
+CODE = f"{PREFIX}:code"  # hash: code version -> {"wheel", "sha256"} of the wheel `submit` shipped

@@ -22,6 +22,8 @@ from rq.job import Job
 from rq.serializers import JSONSerializer
 
 from jobs import keys
+from jobs.code_wheel import ShippedCode, ship_code
+from jobs.code_wheel import record as record_code
 from jobs.entry import BUILT_KINDS, ENTRY_POINT
 from jobs.spec import JobSpec
 
@@ -146,6 +148,7 @@ def enqueue_plan(
     """Enqueue every built job of `plan`; False (and nothing new) when it was submitted before."""
     if connection.exists(keys.plan(plan.plan_id)):
         return False
+    plan = with_code(plan, home)
     write_ledger(plan, home)
     queue = queue_for(connection, queue_name)
     for entry in plan.entries:
@@ -157,7 +160,19 @@ def enqueue_plan(
     pipe.sadd(keys.OPEN_PLANS, plan.plan_id)
     pipe.zadd(keys.ALL_PLANS, {plan.plan_id: time.time()})
     pipe.execute()
+    record_code(connection, ShippedCode.from_dict(plan.submitted))
     return True
+
+
+def with_code(plan: Plan, home: Path) -> Plan:
+    """`plan` with the wheel of its code shipped to `<home>/code/` and named in the plan."""
+    shipped = ship_code(home)
+    versions = {e.spec.code for e in plan.entries}
+    if versions != {shipped.version}:
+        raise RuntimeError(
+            f"the plan names code {sorted(versions)} but this process runs {shipped.version}"
+        )
+    return Plan(plan.entries, {**plan.submitted, **shipped.to_dict()})
 
 
 def enqueue_entry(queue: Queue, entry: PlanEntry) -> Job | None:

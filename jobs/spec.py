@@ -25,13 +25,14 @@ class JobSpec:
     symbol      e.g. MES
     dataset     how to get the dataset: {"raw_path", "raw_sha256", "config"} for a data job,
                 {"dataset_dir", "dataset_id"} for a dataset built already, or
-                {"from_job": <data job id>} for jobs that follow a data job
+                {"from_job": <data job id>} for jobs that follow a data job; paths are
+                relative to the storage root (factory.layout.resolve_in_home reads them)
     model       model registry name (train/cv), "" otherwise
     horizon     label horizon in decision bars (0 for data jobs)
     params      model hyperparameter overrides, as given (strings)
     fold        CV fold index (-1 when not a fold), folds = number of folds
     members     for an ensemble: the model names it stacks
-    code        code version the job must run with (package version + git commit)
+    code        code version the job must run with (package version + source hash)
     """
 
     kind: str
@@ -80,8 +81,15 @@ class JobSpec:
 
     @classmethod
     def from_json(cls, text: str) -> JobSpec:
+        return cls.from_dict(cls.raw_dict(text))
+
+    @staticmethod
+    def raw_dict(text: str) -> dict[str, Any]:
+        """The JSON object of a spec, unchecked: enough to read which code it needs."""
         try:
             data = json.loads(text)
         except (TypeError, json.JSONDecodeError) as exc:
             raise SpecError(f"a job spec must be JSON: {exc}") from exc
-        return cls.from_dict(data)
+        if not isinstance(data, dict):
+            raise SpecError(f"a job spec must be a JSON object, not {type(data).__name__}")
+        return data

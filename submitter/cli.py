@@ -33,10 +33,26 @@ def build_parser() -> argparse.ArgumentParser:
         description="ml-factory: train, cross-validate and ensemble models on 1-minute bars "
         "with many short-lived worker sessions.",
     )
+    parser.add_argument(
+        "--version",
+        action=_Version,
+        nargs=0,
+        help="print the code version (package version + source hash) and exit",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in SUBCOMMAND_MODULES:
         importlib.import_module(name).register(sub)
     return parser
+
+
+class _Version(argparse.Action):
+    """`--version`, computed only when asked for (it hashes the source files)."""
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        from jobs.versioning import describe
+
+        print(describe())
+        parser.exit()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -56,6 +56,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         type=Path,
         help="local folder datasets are copied to once per session (default: <tmp>/mlf-cache)",
     )
+    p.add_argument(
+        "--install",
+        choices=("auto", "never"),
+        default="auto",
+        help="a job submitted with other code: 'auto' installs the plan's wheel from "
+        "<home>/code/ for it (default), 'never' leaves it queued for another worker",
+    )
     p.add_argument("--max-jobs", type=int, help="quit after this many jobs")
     p.add_argument("--log-level", default="INFO")
     p.set_defaults(handler=run)
@@ -89,6 +96,7 @@ def run(args: argparse.Namespace) -> int:
         handback_margin_s=args.handback_margin,
         min_free_mb=args.min_free_mb,
         data_cache=args.data_cache,
+        install=args.install,
         log_level=args.log_level,
     )
     return 0

@@ -58,11 +58,15 @@ def run_worker(
     handback_margin_s: float = DEFAULT_HANDBACK_MARGIN_S,
     min_free_mb: float = 256.0,
     data_cache: str | os.PathLike | None = None,
+    install: str = "auto",
 ) -> bool:
     """Work jobs until stopped (or, with burst, until the queues are empty).
 
     The storage root is checked before anything is claimed; a Redis restart ends RQ's
-    work loop, so the loop is started again once Redis answers.
+    work loop, so the loop is started again once Redis answers. A job submitted with
+    other code runs with that code: `install="auto"` installs the plan's wheel from
+    `<home>/code/` for it (this process keeps its own code); "never" leaves the job
+    queued for a worker that runs it.
     """
     home_path = Path(home or os.environ.get("FACTORY_HOME") or "factory_home").absolute()
     preflight(home_path, int(min_free_mb * 2**20))
@@ -72,11 +76,12 @@ def run_worker(
         home=home_path,
         lease_ttl_s=lease_ttl_s,
         reaper_interval_s=reaper_interval_s,
-        code_version=code_version(),
+        install=install,
         budget=SessionBudget.start(max_session_hours, session_ends_in_s, handback_margin_s),
         **({"data_cache": Path(data_cache).absolute()} if data_cache else {}),
     )
     name = name or default_name()
+    log.info("worker %s runs code %s (install=%s)", name, code_version(), install)
     log.info(settings.budget.describe())
     worked = False
     while True:

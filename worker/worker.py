@@ -22,6 +22,7 @@ import redis
 from rq import Worker
 from rq.job import JobStatus
 from rq.serializers import JSONSerializer
+from rq.worker import WorkerStatus
 
 from jobs import keys
 from jobs.context import read_progress
@@ -41,7 +42,10 @@ from jobs.lease import Lease, Leases
 from jobs.reaper import Reaper
 from jobs.reconcile import reconcile_if_due
 from jobs.spec import JobSpec, SpecError
+from jobs.versioning import code_version
+from worker.code_install import CodeInstaller, CodeUnavailable, switch_to
 from worker.horse import die_with_parent
+from worker.refusals import IDLE_POLL_S, Refusals
 from worker.session import SessionBudget
 
 log = logging.getLogger("worker")
@@ -60,10 +64,13 @@ class WorkerSettings:
     def reaper_max_interval_s(self) -> float:
         return self.reaper_interval_s or self.lease_ttl_s / 2
 
-    code_version: str = ""
     budget: SessionBudget = field(default_factory=SessionBudget.start)
     # datasets are copied here (local disk) once per session, verified by checksum
     data_cache: Path = field(default_factory=lambda: Path(tempfile.gettempdir()) / "mlf-cache")
+    # a job for other code: "auto" installs the plan's wheel, "never" leaves it queued
+    install: str = "auto"
+    code_folder: Path = field(default_factory=lambda: Path(tempfile.gettempdir()) / "mlf-code")
+    refusal_retry_s: float = 300.0  # a job this worker refused is not looked at again before
 
 
 class LeasedWorker(Worker):
@@ -86,8 +93,13 @@ class LeasedWorker(Worker):
         self.stop_signaled = False
         self.session_over = False
         self._declined: set[str] = set()
+        self.refusals = Refusals(self.connection)
+        self.installer = CodeInstaller(
+            settings.home, self.connection, settings.code_folder, settings.install
+        )
+        self._code_path: Path | None = None  # the plan's code, when it is not ours
         self._budget_handback = False
-        self._spec: JobSpec | None = None
+        self._duration_of = ""
         os.environ[ENV_HOME] = str(settings.home)
         os.environ[ENV_TTL] = str(settings.lease_ttl_s)
         self._progress_file = Path(tempfile.gettempdir()) / f"mlf-progress-{os.getpid()}.json"
@@ -173,7 +185,11 @@ class LeasedWorker(Worker):
                 self._stop_requested = self.session_over = True
 
     def _refusal(self, job) -> tuple[str, bool] | None:
-        """Why this worker will not run `job`, and whether another worker might: or None."""
+        """Why this worker will not run `job`, and whether another worker might: or None.
+
+        A job for other code is judged by its `code` alone: this code may not even parse
+        a newer spec. Its own code (installed for it, see worker.code_install) parses it.
+        """
         if job.func_name != ENTRY_POINT:
             reason = (
                 f"refused: job names callable {job.func_name!r}; only {ENTRY_POINT} runs "
@@ -181,28 +197,63 @@ class LeasedWorker(Worker):
             )
             return reason, False
         try:
-            spec = JobSpec.from_json(job.args[0] if job.args else "")
+            raw = JobSpec.raw_dict(job.args[0] if job.args else "")
         except SpecError as exc:
             return f"refused: {exc}", False
-        self._spec = spec
-        if self.settings.code_version and spec.code != self.settings.code_version:
-            reason = (
-                f"refused: job needs code {spec.code}, this worker runs "
-                f"{self.settings.code_version}; fix: install the plan's version"
-            )
-            return reason, True
+        self._code_path = None
+        if raw.get("code") != code_version():
+            try:
+                self._code_path = self.installer.code_for(str(raw.get("code")))
+            except CodeUnavailable as exc:
+                return f"refused: {exc}", not exc.permanent
+            self._duration_of = f"{raw.get('kind')}:{raw.get('model', '')}"[:100]
+            return None
+        try:
+            spec = JobSpec.from_dict(raw)
+        except SpecError as exc:
+            return f"refused: {exc}", False
+        self._duration_of = f"{spec.kind}:{spec.model}"
         return None
 
     def _refuse(self, job, queue, reason: str, another_may_run_it: bool) -> None:
+        """Fail a job no worker can run; leave one that another worker may run queued."""
         from jobs.control import fail_job
 
-        log.error("job %s %s", job.id, reason)
         if not another_may_run_it:
+            log.error("job %s %s", job.id, reason)
             fail_job(self.connection, job.id, reason)
             return
-        requeue_job(self.connection, job.id, queue.name)
-        self.connection.hset(keys.state(job.id), "error", reason)
-        time.sleep(1.0)  # do not spin on a queue of jobs for other code
+        single = len(self.queues) == 1
+        self.refusals.put_back(queue.key, queue.intermediate_queue_key if single else None, job.id)
+        if self.refusals.add(job.id, reason, self.settings.refusal_retry_s):
+            log.error("job %s %s; left queued for another worker", job.id, reason)
+            self.connection.hset(keys.state(job.id), "error", reason[:500])
+
+    def dequeue_job_and_maintain_ttl(self, timeout, max_idle_time=None):
+        """RQ's dequeue, except that jobs this worker refused are skipped (left queued)."""
+        while self.refusals.active():
+            self.heartbeat()
+            if self.should_run_maintenance_tasks:
+                self.run_maintenance_tasks()
+            for queue in self._ordered_queues:
+                single = len(self.queues) == 1
+                job_id = self.refusals.pop(
+                    queue.key, queue.intermediate_queue_key if single else None
+                )
+                fetched = job_id and self.queue_class._fetch_dequeued_job(
+                    self.connection, queue.key, job_id, self.job_class, self.serializer
+                )
+                if fetched:
+                    return fetched
+            if timeout is None:  # burst: nothing left that this worker can run
+                log.warning(
+                    "only jobs this worker cannot run are queued (%s); quitting",
+                    self.refusals.summary(),
+                )
+                return None
+            self.set_state(WorkerStatus.IDLE)
+            time.sleep(min(IDLE_POLL_S, timeout))
+        return super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
 
     def _drop(self, job, queue) -> None:
         """A job whose result is final already: mark it finished, release its dependents."""
@@ -233,8 +284,7 @@ class LeasedWorker(Worker):
 
     # -- the session budget ---------------------------------------------------------
     def _duration_key(self) -> str:
-        spec = self._spec
-        return f"{spec.kind}:{spec.model}" if spec else ""
+        return self._duration_of
 
     def _declines(self, job, queue) -> bool:
         """Near the session's end: put the job back instead of starting it."""
@@ -284,6 +334,8 @@ class LeasedWorker(Worker):
         die_with_parent(os.getppid())
         # a hand-back request (SIGUSR1) may come before the job's code is even imported
         signal.signal(signal.SIGUSR1, stop_this_training)
+        if self._code_path is not None:  # the plan's code: import the job from it
+            switch_to(self._code_path)
         super().main_work_horse(job, queue)
 
     def handle_work_horse_killed(self, job, retpid, ret_val, rusage) -> None:

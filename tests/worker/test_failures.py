@@ -89,26 +89,3 @@ def test_a_job_naming_another_callable_is_refused_and_runs_nothing(cluster, tmp_
         job.refresh()
         assert job.get_status() == "failed"
         assert "refused" in job_state(cluster.client, job.id)["error"]
-
-
-def test_a_job_for_other_code_is_left_for_a_worker_that_runs_it(cluster):
-    from jobs.spec import JobSpec
-
-    spec = JobSpec(
-        kind="train",
-        symbol="MES",
-        code="9.9.9+elsewhere",
-        model="xgboost",
-        horizon=5,
-        dataset={"dataset_dir": str(cluster.dataset)},
-    )
-    queue = Queue("mlf", connection=cluster.client, serializer=JSONSerializer)
-    job = queue.enqueue("jobs.entry.run_job", spec.to_json(), job_id=spec.job_id)
-    cluster.worker("w1")
-    wait_for(
-        lambda: "needs code 9.9.9+elsewhere" in job_state(cluster.client, job.id).get("error", ""),
-        60,
-        "the refusal",
-    )
-    assert not cluster.client.exists(f"mlf:attempts:{job.id}")
-    assert job.get_status() in ("queued", "started")  # back on the queue, never failed

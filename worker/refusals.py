@@ -1,0 +1,75 @@
+"""Jobs a worker will not run, left queued for a worker that can: never popped in a loop.
+
+A worker that cannot run a job (code it may not install, a wheel not synced yet)
+puts it back where it was, at the front of its queue, and remembers it. Until the
+refusal's retry time, the worker's dequeue skips it (one Lua call pops the first
+job id it has not refused), so the job waits for another worker without being
+re-enqueued again and again, and RQ's intermediate queue does not grow. When only
+refused jobs are left, a `--burst` worker quits and says why; others poll slowly.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import redis
+
+# pop the first id of a queue that is not among ARGV; push it where RQ's LMOVE would
+_POP_SKIPPING = """
+local skip = {}
+for i = 1, #ARGV do skip[ARGV[i]] = true end
+local ids = redis.call('LRANGE', KEYS[1], 0, 9999)
+for _, id in ipairs(ids) do
+  if not skip[id] then
+    redis.call('LREM', KEYS[1], 1, id)
+    if KEYS[2] ~= '' then redis.call('RPUSH', KEYS[2], id) end
+    return id
+  end
+end
+return false
+"""
+# undo a pop: off the intermediate queue, back to the front of the queue
+_PUT_BACK = """
+if KEYS[2] ~= '' then redis.call('LREM', KEYS[2], 1, ARGV[1]) end
+redis.call('LPUSH', KEYS[1], ARGV[1])
+return 1
+"""
+IDLE_POLL_S = 30.0  # with only refused jobs queued: one LRANGE per poll (Redis is metered)
+
+
+@dataclass
+class Refusals:
+    connection: redis.Redis
+    _until: dict[str, float] = field(default_factory=dict)
+    _reasons: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self._pop = self.connection.register_script(_POP_SKIPPING)
+        self._put_back = self.connection.register_script(_PUT_BACK)
+
+    def add(self, job_id: str, reason: str, retry_after_s: float) -> bool:
+        """Remember a refusal; True when it is new (the first time this worker says so)."""
+        new = self._reasons.get(job_id) != reason
+        self._until[job_id] = time.monotonic() + retry_after_s
+        self._reasons[job_id] = reason
+        return new
+
+    def active(self) -> list[str]:
+        """Ids this worker skips now (refusals whose retry time has come are dropped)."""
+        now = time.monotonic()
+        for job_id in [j for j, t in self._until.items() if t <= now]:
+            del self._until[job_id]
+        return sorted(self._until)
+
+    def summary(self) -> str:
+        reasons = sorted({self._reasons[j] for j in self._until})
+        return f"{len(self._until)} job(s): " + "; ".join(reasons)
+
+    def put_back(self, queue_key: str, intermediate_key: str | None, job_id: str) -> None:
+        self._put_back(keys=[queue_key, intermediate_key or ""], args=[job_id])
+
+    def pop(self, queue_key: str, intermediate_key: str | None) -> str | None:
+        """The first queued id this worker has not refused (moved like RQ's LMOVE), or None."""
+        found = self._pop(keys=[queue_key, intermediate_key or ""], args=self.active())
+        return found.decode() if isinstance(found, bytes) else found
