@@ -45,10 +45,17 @@ def _version_of(root: Path) -> str:
 
 def test_a_wheel_built_from_the_checkout_reports_the_checkout_version(tmp_path):
     """What `pip install git+...` or a wheel on Drive gives equals the checkout's version."""
-    wheels = tmp_path / "wheels"
+    wheels, checkout = tmp_path / "wheels", tmp_path / "checkout"
+    checkout.mkdir()  # a copy of the checkout: a build writes build/ and *.egg-info beside it
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(REPO_ROOT / name, checkout / name)
+    for package in PACKAGES:
+        shutil.copytree(
+            REPO_ROOT / package, checkout / package, ignore=shutil.ignore_patterns("__py*")
+        )
     build = [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation"]
     subprocess.run(
-        [*build, "-w", str(wheels), str(REPO_ROOT)],
+        [*build, "-w", str(wheels), str(checkout)],
         check=True,
         timeout=300,
     )
