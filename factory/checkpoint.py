@@ -27,6 +27,7 @@ from typing import Any
 
 from factory.context import Checkpoint
 from factory.errors import FactoryError
+from factory.layout import checkpoints_dir
 
 log = logging.getLogger("factory.checkpoint")
 
@@ -195,7 +196,7 @@ class CheckpointStore:
         self.job_id = job_id
         self.keep = keep
         self.staging_dir = Path(staging_dir) if staging_dir is not None else None
-        self.job_dir = self.root / "checkpoints" / job_id
+        self.job_dir = checkpoints_dir(self.root, job_id)
         self.manifest_path = self.job_dir / MANIFEST_FILE
 
     def write(

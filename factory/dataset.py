@@ -25,8 +25,9 @@ from factory.errors import DataError
 from factory.files import file_sha256
 from factory.indicators import atr
 from factory.ingest import RawFile, read_bars
+from factory.intake import DATASET_MANIFEST
 from factory.labels import triple_barrier
-from factory.layout import dataset_dir, ensure_writable, processed_dir
+from factory.layout import dataset_dir, ensure_writable, processed_dir, within_home
 from factory.progress import PhaseProgress
 from factory.resample import resample_bars
 from factory.scaling import Scaler
@@ -37,7 +38,7 @@ from factory.version import code_version, data_code_version
 
 PHASES = ["ingest", "validate", "sessions", "features", "labels", "splits", "write"]
 MIN_SPLIT_ROWS = 300  # decision rows beyond warm-up, lookback and horizon
-MANIFEST = "manifest.json"
+MANIFEST = DATASET_MANIFEST
 
 
 @dataclass(frozen=True)
@@ -86,10 +87,18 @@ def build_dataset(
     progress = progress or PhaseProgress(PHASES, enabled=False)
     start = time.perf_counter()
     tables, manifest = _run_phases(raw_path, config, progress)
-    manifest.update(dataset_id=did, raw=raw.__dict__ | {"name": raw_path.name})
+    manifest.update(dataset_id=did, raw=_raw_info(raw, raw_path, home))
     with progress.phase("write"):
         _write_atomically(final, tables, manifest, progress, start)
     return DatasetResult(final, did, False, load_manifest(final))
+
+
+def _raw_info(raw: RawFile, raw_path: Path, home: Path) -> dict:
+    """What the manifest keeps of the raw file: its path only relative to the storage
+    root (and only when it lies under it), never a path of one machine."""
+    info = {"name": raw_path.name, "size_bytes": raw.size_bytes, "sha256": raw.sha256}
+    rel = within_home(home, raw_path)
+    return info | ({"path": rel} if rel is not None else {})
 
 
 @dataclass(frozen=True)

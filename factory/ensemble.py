@@ -270,17 +270,22 @@ def run_ensemble(
 
 
 def save_ensemble_bundle(
-    result: dict[str, Any], member_dirs: dict[str, Path], directory: str | Path
+    result: dict[str, Any],
+    member_dirs: dict[str, Path],
+    directory: str | Path,
+    dataset_dir: str | Path | None = None,
 ) -> Path:
     """ensemble.json (method, members, meta-learner) + the member bundles under
-    members/<name>/ + result + dataset info + checksums of every file, atomically."""
+    members/<name>/ + result + dataset info (from `dataset_dir`, else the result's) +
+    checksums of every file, atomically."""
+    dataset_dir = dataset_dir or result["dataset_dir"]
     with atomic_dir(directory) as tmp:
         for name, src in member_dirs.items():
             shutil.copytree(src, tmp / MEMBERS_DIR / name)
         spec = {k: result[k] for k in ("method", "members", "horizon", "dataset_id", "meta")}
         (tmp / ENSEMBLE_FILE).write_text(json.dumps(spec, indent=1))
         (tmp / RESULT_FILE).write_text(json.dumps(result, indent=1))
-        (tmp / DATASET_FILE).write_text(json.dumps(dataset_info(result["dataset_dir"]), indent=1))
+        (tmp / DATASET_FILE).write_text(json.dumps(dataset_info(dataset_dir), indent=1))
         meta = {"model": "ensemble", "kind": "ensemble", "horizon": result["horizon"]}
         meta |= {"dataset_id": result["dataset_id"], "members": result["members"]}
         write_checksums(tmp, meta)

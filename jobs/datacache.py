@@ -4,24 +4,15 @@ every epoch."""
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
-import shutil
 from pathlib import Path
 
-from jobs.errors import RunnerError
+from factory.files import atomic_dir
+from factory.intake import copy_dataset_files, read_dataset_manifest
+from factory.layout import plain_name
 
 ENV_CACHE = "FACTORY_DATA_CACHE"
 VERIFIED = ".verified"
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 22), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def local_dataset(dataset_dir: Path, cache_root: Path | None = None) -> Path:
@@ -29,23 +20,10 @@ def local_dataset(dataset_dir: Path, cache_root: Path | None = None) -> Path:
     cache_root = cache_root or (Path(os.environ[ENV_CACHE]) if os.environ.get(ENV_CACHE) else None)
     if cache_root is None:
         return dataset_dir
-    manifest = json.loads((dataset_dir / "manifest.json").read_text())
-    target = cache_root / manifest["dataset_id"]
+    target = cache_root / plain_name(read_dataset_manifest(dataset_dir)["dataset_id"], "dataset id")
     if (target / VERIFIED).is_file():
         return target
-    tmp = cache_root / f".tmp-{manifest['dataset_id']}-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    for name, info in manifest["files"].items():
-        shutil.copyfile(dataset_dir / name, tmp / name)
-        if _sha256(tmp / name) != info["sha256"]:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise RunnerError(
-                f"{dataset_dir / name}: checksum differs from its manifest (a "
-                "partial Drive sync?); fix: wait for the sync or rebuild it"
-            )
-    shutil.copyfile(dataset_dir / "manifest.json", tmp / "manifest.json")
-    (tmp / VERIFIED).write_text("ok")
-    shutil.rmtree(target, ignore_errors=True)
-    os.replace(tmp, target)
+    with atomic_dir(target) as tmp:  # a copy that fails verification leaves nothing behind
+        copy_dataset_files(dataset_dir, tmp)
+        (tmp / VERIFIED).write_text("ok")
     return target

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from factory.layout import resolve_in_home
 from jobs.lease import Lease, Leases, RedisUnreachable, call_with_retry
 from jobs.spec import JobSpec
 
@@ -76,15 +77,18 @@ def run_job(spec_json: str) -> dict[str, Any]:
         final = False
     if not final:
         if staged:
-            shutil.rmtree(staged, ignore_errors=True)
+            shutil.rmtree(resolve_in_home(home, staged, "staged bundle"), ignore_errors=True)
         _exit(EXIT_SUPERSEDED)
     if staged:
-        _promote(Path(staged), Path(result["bundle"]))
+        _promote(home, staged, result["bundle"])
     return result
 
 
-def _promote(staged: Path, final: Path) -> None:
-    """Move the final attempt's staged bundle to the job's bundle folder."""
+def _promote(home: Path, staged_rel: str, final_rel: str) -> None:
+    """Move the final attempt's staged bundle to the job's bundle folder (both recorded
+    relative to the storage root)."""
+    staged = resolve_in_home(home, staged_rel, "staged bundle")
+    final = resolve_in_home(home, final_rel, "bundle")
     if final.exists():
         shutil.rmtree(final)
     final.parent.mkdir(parents=True, exist_ok=True)

@@ -3,6 +3,11 @@
 Each runner takes one `Run` and returns the job's JSON result. Outputs that must
 appear only once (bundles, out-of-fold folders) are staged under the attempt's
 name; jobs.entry promotes them after the result became final (fenced).
+
+Every path a spec or a result records is relative to the storage root (factory.layout):
+a runner resolves what it reads against its own `run.home` (refusing an absolute path
+or one that leaves the root: a spec or a result from Redis is untrusted) and records
+what it writes relative to it.
 """
 
 from __future__ import annotations
@@ -13,6 +18,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from factory.layout import (
+    bundle_dir,
+    relative_to_home,
+    resolve_in_home,
+    results_dir,
+    staged_bundle_dir,
+)
 from jobs import keys, tracking
 from jobs.entry import ENV_PROGRESS, STAGED_KEY, stop_requested
 from jobs.lease import Lease, Leases
@@ -30,10 +42,22 @@ class Run:
     dependency_ids: list[str]
 
     def staged_dir(self) -> Path:
-        return self.home / "models" / ".staged" / f"{self.job_id}-{self.lease.attempt}"
+        return staged_bundle_dir(self.home, self.job_id, self.lease.attempt)
 
     def final_dir(self) -> Path:
-        return self.home / "models" / self.job_id
+        return bundle_dir(self.home, self.job_id)
+
+    def relative(self, path: Path) -> str:
+        """`path` as a result records it: relative to the storage root."""
+        return relative_to_home(self.home, path)
+
+    def resolve(self, rel: Any, what: str) -> Path:
+        """A recorded root-relative path under this worker's home (absolute or '..' refused)."""
+        return resolve_in_home(self.home, rel, what)
+
+    def bundle_fields(self, staged: Path) -> dict[str, str]:
+        """The result's bundle (where it will be once final) and the staged one."""
+        return {"bundle": self.relative(self.final_dir()), STAGED_KEY: self.relative(staged)}
 
     def plan_dependencies(self) -> list[str]:
         """The job's dependencies as its plan lists them (RQ prunes its own list as
@@ -59,18 +83,26 @@ class Run:
         return out
 
 
-def resolve_dataset_dir(run: Run) -> Path:
-    """The dataset a model job trains on (a verified local copy when a cache is set)."""
+def dataset_of(run: Run) -> tuple[str, Path]:
+    """The dataset a model job trains on: (its path relative to the storage root, as the
+    spec or the data job's result records it; a verified local copy when a cache is set)."""
     from jobs.datacache import local_dataset
 
     spec = run.spec
     if "dataset_dir" in spec.dataset:
-        return local_dataset(Path(spec.dataset["dataset_dir"]))
-    data_job = spec.dataset.get("from_job")
-    raw = run.connection.get(keys.result(data_job)) if data_job else None
-    if raw is None:
-        raise SpecError(f"the data job {data_job!r} of this job has no result")
-    return local_dataset(Path(json.loads(raw)["dataset_dir"]))
+        rel = spec.dataset["dataset_dir"]
+    else:
+        data_job = spec.dataset.get("from_job")
+        raw = run.connection.get(keys.result(data_job)) if data_job else None
+        if raw is None:
+            raise SpecError(f"the data job {data_job!r} of this job has no result")
+        rel = json.loads(raw).get("dataset_dir")
+    return rel, local_dataset(run.resolve(rel, "dataset_dir"))
+
+
+def resolve_dataset_dir(run: Run) -> Path:
+    """The dataset a model job trains on (a verified local copy when a cache is set)."""
+    return dataset_of(run)[1]
 
 
 def _context(run: Run, tracker):
@@ -102,8 +134,10 @@ def run_data(run: Run) -> dict[str, Any]:
     from factory.dataset import build_dataset
 
     config = DatasetConfig.from_dict(run.spec.dataset["config"])
-    result = build_dataset(Path(run.spec.dataset["raw_path"]), config, run.home)
-    return _tagged(result.summary(), "data")
+    raw = run.resolve(run.spec.dataset.get("raw_path"), "raw_path")
+    result = build_dataset(raw, config, run.home)
+    summary = result.summary() | {"dataset_dir": run.relative(result.dataset_dir)}
+    return _tagged(summary, "data")
 
 
 def run_train(run: Run) -> dict[str, Any]:
@@ -112,12 +146,12 @@ def run_train(run: Run) -> dict[str, Any]:
     spec = run.spec
     tracker = tracking.start(run.job_id, spec.to_dict(), run.home)
     ctx = _context(run, tracker)
-    result, model = train_model(
-        resolve_dataset_dir(run), spec.model, spec.horizon, dict(spec.params), ctx
-    )
+    rel, local = dataset_of(run)
+    result, model = train_model(local, spec.model, spec.horizon, dict(spec.params), ctx)
+    result["dataset_dir"] = rel  # not the local cache's path
     tracker.finish({"metrics": result.get("metrics", {}), "attempt": run.lease.attempt})
-    staged = save_bundle(model, result, run.staged_dir())
-    return _tagged(result, "train", bundle=str(run.final_dir()), **{STAGED_KEY: str(staged)})
+    staged = save_bundle(model, result, run.staged_dir(), dataset_dir=local)
+    return _tagged(result, "train", **run.bundle_fields(staged))
 
 
 def run_cv(run: Run) -> dict[str, Any]:
@@ -139,35 +173,30 @@ def run_cv(run: Run) -> dict[str, Any]:
     )
     tracker.finish({"fold": spec.fold, "metrics": result.get("metrics", {})})
     staged = save_fold(result, oof, run.staged_dir())
-    extra = {"model": spec.model, "bundle": str(run.final_dir()), STAGED_KEY: str(staged)}
-    return _tagged(result, "cv", **extra)
+    return _tagged(result, "cv", model=spec.model, **run.bundle_fields(staged))
 
 
 def run_ensemble(run: Run) -> dict[str, Any]:
     from factory.cv import load_fold
     from factory.ensemble import run_ensemble as fit_ensemble
+    from factory.ensemble import save_ensemble_bundle
 
     spec = run.spec
     oof: dict[str, list] = {m: [] for m in spec.members}
-    bundles: dict[str, str] = {}
+    bundles: dict[str, Path] = {}
     for result in run.dependency_results().values():
         if result.get("kind") == "cv":
-            oof[result["model"]].append(load_fold(Path(result["bundle"]))[1])
+            oof[result["model"]].append(load_fold(run.resolve(result.get("bundle"), "bundle"))[1])
         elif result.get("kind") == "train":
-            bundles[result["model"]] = result["bundle"]
+            bundles[result["model"]] = run.resolve(result.get("bundle"), "bundle")
     method = spec.params.get("method", "logistic")
     tracker = tracking.start(run.job_id, spec.to_dict(), run.home)
-    result, _ = fit_ensemble(
-        resolve_dataset_dir(run),
-        spec.horizon,
-        oof,
-        bundles,
-        method=method,
-        bundle_dir=run.staged_dir(),
-    )
+    rel, local = dataset_of(run)
+    result, _ = fit_ensemble(local, spec.horizon, oof, bundles, method=method)
+    result["dataset_dir"] = rel  # not the local cache's path
+    staged = save_ensemble_bundle(result, bundles, run.staged_dir(), dataset_dir=local)
     tracker.finish({"metrics": result.get("metrics", {})})
-    extra = {"bundle": str(run.final_dir()), STAGED_KEY: str(run.staged_dir())}
-    return _tagged(result, "ensemble", **extra)
+    return _tagged(result, "ensemble", **run.bundle_fields(staged))
 
 
 def run_report(run: Run) -> dict[str, Any]:
@@ -187,8 +216,8 @@ def run_report(run: Run) -> dict[str, Any]:
     plan_ids = plans_with(run.connection, run.job_id) or [run.job_id]
     paths = {}
     for plan_id in plan_ids:
-        paths = write_report(rows, run.home / "results" / plan_id, sort_by="log_loss")
-    files = {k: str(v) for k, v in paths.items()}
+        paths = write_report(rows, results_dir(run.home, plan_id), sort_by="log_loss")
+    files = {k: run.relative(v) for k, v in paths.items()}
     return _tagged({"leaderboard": rows, "files": files}, "report")
 
 

@@ -16,6 +16,7 @@ import redis
 from rq.job import Job
 
 from factory.checkpoint import CheckpointStore
+from factory.layout import ledger_file
 from jobs import keys
 from jobs.errors import RunnerError
 from jobs.plan import enqueue_entry, queue_for, read_ledger
@@ -23,12 +24,13 @@ from jobs.plan import enqueue_entry, queue_for, read_ledger
 
 def recover_plan(connection: redis.Redis, home: Path, plan_id: str) -> dict:
     """Re-enqueue what the plan lost; returns counts of what was done."""
+    ledger = ledger_file(home, plan_id)  # a plan id that is not a plain name is refused
     try:
         plan = read_ledger(home, plan_id)
     except FileNotFoundError as exc:
         raise RunnerError(
-            f"no ledger for {plan_id} under {home / 'ledger'}; fix: pass the "
-            "--home the plan was submitted with"
+            f"no ledger {ledger}; fix: pass the --home of the storage root the plan was "
+            "submitted to (any path that reaches it)"
         ) from exc
     queue = queue_for(connection)
     restored, present = [], []

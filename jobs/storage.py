@@ -1,10 +1,14 @@
-"""Storage preflight: the storage root must be writable (with room) before a job is claimed."""
+"""Storage preflight: the storage root must be writable (with room) before a job is claimed.
+
+Also the layout paths the submitter needs (it never imports factory itself)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from factory.layout import ensure_writable
+from factory.layout import ensure_writable, ledger_dir, results_dir
+
+__all__ = ["MIN_FREE_BYTES", "ledger_dir", "preflight", "results_dir"]
 
 MIN_FREE_BYTES = 256 * 2**20
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from factory.intake import read_dataset_manifest, store_dataset, store_raw
+from factory.layout import resolve_home
 from factory.symbols import symbol_spec
 from jobs.catalog import check_params, model_names
 from jobs.plan import Plan, build_plan
@@ -34,6 +34,7 @@ class Submission:
     ensemble: bool = True
     params: tuple[str, ...] = ()
     tick_size: float | None = None
+    home: Path | None = None  # the storage root (default $FACTORY_HOME, else ./factory_home)
 
 
 def parse_params(items: tuple[str, ...], models: tuple[str, ...]) -> dict[str, dict[str, str]]:
@@ -69,15 +70,9 @@ def _check_models(models: tuple[str, ...]) -> None:
         raise SubmitError(f"--models {','.join(models)} names a model twice")
 
 
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 22), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _data_spec(sub: Submission, code: str) -> JobSpec:
+    """The data job; a raw file outside the storage root is copied under it (verified)
+    last, once everything else checked out; the spec names it relative to the root."""
     raw = sub.raw.absolute()
     if not raw.is_file():
         raise SubmitError(f"{raw}: file not found; fix: check the --raw path")
@@ -96,24 +91,28 @@ def _data_spec(sub: Submission, code: str) -> JobSpec:
         "tz": sub.tz,
         "horizons": horizons,
     }
-    dataset = {"raw_path": str(raw), "raw_sha256": _file_sha256(raw), "config": config}
+    raw_path, raw_sha256 = store_raw(resolve_home(sub.home), raw)
+    dataset = {"raw_path": raw_path, "raw_sha256": raw_sha256, "config": config}
     return JobSpec(kind="data", symbol=spec.symbol, code=code, dataset=dataset)
 
 
 def _existing_dataset(sub: Submission) -> dict:
-    manifest_path = sub.dataset.absolute() / "manifest.json"
-    if not manifest_path.is_file():
+    """A dataset built already; one outside the storage root is copied under it
+    (verified against its manifest); the spec names it relative to the root."""
+    folder = sub.dataset.absolute()
+    if not (folder / "manifest.json").is_file():
         raise SubmitError(
             f"{sub.dataset}: no manifest.json; fix: pass a folder built by "
             "`factory data` (data/processed/<SYMBOL>/<id>)"
         )
-    manifest = json.loads(manifest_path.read_text())
+    manifest = read_dataset_manifest(folder)
     if sub.horizon not in manifest["config"]["horizons"]:
         raise SubmitError(
             f"--horizon {sub.horizon} is not in the dataset's horizons "
             f"{manifest['config']['horizons']}"
         )
-    return {"dataset_dir": str(sub.dataset.absolute()), "dataset_id": manifest["dataset_id"]}
+    rel = store_dataset(resolve_home(sub.home), folder)
+    return {"dataset_dir": rel, "dataset_id": manifest["dataset_id"]}
 
 
 def plan_for(sub: Submission) -> Plan:

@@ -104,6 +104,7 @@ def _submit(args, home: Path, connection):
         horizon=args.horizon,
         folds=args.folds,
         params=tuple(args.param or ["profile=tiny"]),
+        home=home,
     )
     plan = plan_for(sub)
     created = enqueue_plan(connection, plan, home)

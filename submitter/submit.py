@@ -20,8 +20,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--models", required=True, help="comma-separated, e.g. xgboost,lstm")
     p.add_argument("--symbol", required=True, help="e.g. MES, MGC")
     src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--raw", type=Path, help="1-minute bars (parquet or CSV)")
-    src.add_argument("--dataset", type=Path, help="a dataset folder built by `factory data`")
+    src.add_argument(
+        "--raw",
+        type=Path,
+        help="1-minute bars (parquet or CSV); a file outside --home is copied to "
+        "<home>/data/raw/ first (checksummed)",
+    )
+    src.add_argument(
+        "--dataset",
+        type=Path,
+        help="a dataset folder built by `factory data`; one outside --home is copied to "
+        "<home>/data/processed/<SYMBOL>/<id>/ first (checksummed)",
+    )
     p.add_argument("--tz", default="UTC", help="timezone of naive timestamps (default UTC)")
     p.add_argument("--tick-size", type=float, help="for symbols without a known spec")
     p.add_argument("--horizon", type=int, default=20, help="label horizon in bars (default 20)")
@@ -60,10 +70,11 @@ def run(args: argparse.Namespace) -> int:
         ensemble=not args.no_ensemble,
         params=tuple(args.param),
         tick_size=args.tick_size,
+        home=home_of(args),
     )
     plan = plan_for(sub)  # every check before anything touches Redis
     connection = connection_of(args)
-    created = enqueue_plan(connection, plan, home_of(args))
+    created = enqueue_plan(connection, plan, sub.home)
     rows = job_rows(connection, plan)
     if args.json:
         print(json.dumps({"plan_id": plan.plan_id, "created": created, "jobs": rows}))

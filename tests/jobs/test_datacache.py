@@ -6,8 +6,8 @@ import shutil
 
 import pytest
 
+from factory.errors import FactoryError
 from jobs.datacache import local_dataset
-from jobs.errors import RunnerError
 
 
 def test_copied_once_and_verified(small_dataset, tmp_path):
@@ -23,6 +23,6 @@ def test_a_half_synced_file_is_refused(small_dataset, tmp_path):
     shutil.copytree(small_dataset, broken)
     data = (broken / "labels.parquet").read_bytes()
     (broken / "labels.parquet").write_bytes(data[: len(data) // 2])
-    with pytest.raises(RunnerError, match=r"labels\.parquet: checksum differs"):
+    with pytest.raises(FactoryError, match=r"labels\.parquet: checksum differs"):
         local_dataset(broken, tmp_path / "cache")
     assert not any((tmp_path / "cache").iterdir())

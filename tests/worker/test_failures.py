@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import signal
 
 from rq import Queue
@@ -15,15 +14,12 @@ from tests.runner import job_result, job_state, run_factory, signal_tree, wait_f
 from tests.worker.test_recovery import _train_id, _uninterrupted_sha
 
 
-def test_a_job_failing_the_same_way_three_times_is_failed_and_dependents_canceled(
-    cluster, tmp_path
-):
-    broken = tmp_path / "dataset"
-    shutil.copytree(cluster.dataset, broken)
-    cluster.dataset = broken
+def test_a_job_failing_the_same_way_three_times_is_failed_and_dependents_canceled(cluster):
     plan = cluster.submit(params=("profile=tiny",))
     job = _train_id(plan)
-    (broken / "features.parquet").unlink()  # every attempt now fails the same way
+    ledger = json.loads((cluster.home / "ledger" / f"{plan['plan_id']}.json").read_text())
+    copied = cluster.home / ledger["jobs"][0]["spec"]["dataset"]["dataset_dir"]  # under --home
+    (copied / "features.parquet").unlink()  # every attempt now fails the same way
     cluster.worker("w1")
     wait_for(
         lambda: job_state(cluster.client, job).get("status") == "failed",
