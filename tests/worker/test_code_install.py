@@ -126,6 +126,7 @@ def test_a_worker_running_other_code_installs_the_plans_wheel_for_the_job(cluste
     proc = run_factory(
         "worker", "--burst", "--redis-url", cluster.url, "--home", str(cluster.home),
         "--data-cache", str(tmp_path / "cache"), "--lease-ttl", "4",
+        env={**os.environ, "TMPDIR": str(tmp_path)},  # its own <tmp>/mlf-code: a fresh session
         timeout=300,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
