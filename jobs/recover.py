@@ -18,6 +18,8 @@ from rq.job import Job
 from factory.checkpoint import CheckpointStore
 from factory.layout import ledger_file
 from jobs import keys
+from jobs.code_wheel import ShippedCode
+from jobs.code_wheel import record as record_code
 from jobs.errors import RunnerError
 from jobs.plan import enqueue_entry, queue_for, read_ledger
 
@@ -48,6 +50,8 @@ def recover_plan(connection: redis.Redis, home: Path, plan_id: str) -> dict:
     pipe.sadd(keys.OPEN_PLANS, plan_id)
     pipe.zadd(keys.ALL_PLANS, {plan_id: time.time()}, nx=True)
     pipe.execute()
+    if "code_wheel_sha256" in plan.submitted:  # workers verify the wheel against it
+        record_code(connection, ShippedCode.from_dict(plan.submitted))
     return {"plan_id": plan_id, "restored": restored, "present": present}
 
 

@@ -30,6 +30,7 @@ def test_redis_restarted_empty_is_recovered_from_ledger_and_checkpoints(cluster)
     assert before.returncode == 2 and "factory recover" in before.stderr
     recovered = cluster.factory("recover", "--plan", plan["plan_id"])
     assert recovered.returncode == 0, recovered.stderr
+    assert cluster.client.hlen("mlf:code") == 1  # the plan's wheel checksum, from the ledger
     result = wait_for(lambda: job_result(cluster.client, job), 300, "the job to finish")
     assert int(job_state(cluster.client, job)["resumed_from"]) > 0
     assert result["resumed"] is True and result["attempt"] >= 2
