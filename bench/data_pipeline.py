@@ -32,9 +32,9 @@ def _peak_rss_mb() -> float:
 
 
 def _build(raw: Path, symbol: str, tz: str, horizons: tuple[int, ...], home: Path) -> dict:
-    from factory.config import DatasetConfig
-    from factory.dataset import build_dataset
-    from factory.symbols import symbol_spec
+    from factory.data.config import DatasetConfig
+    from factory.data.dataset import build_dataset
+    from factory.data.symbols import symbol_spec
 
     spec = symbol_spec(symbol)
     config = DatasetConfig(symbol=spec.symbol, tick_size=spec.tick_size, tz=tz, horizons=horizons)
@@ -58,7 +58,7 @@ def run_case(case: str, n_bars: int, horizons: tuple[int, ...]) -> dict:
         if case == "gold":
             out = _build(GOLD, "MGC", "America/New_York", horizons, home)
         elif case == "synth":
-            from factory.synthetic import synthetic_bars, write_raw
+            from factory.data.synthetic import synthetic_bars, write_raw
 
             start = time.perf_counter()
             bars = synthetic_bars("MES", days=n_bars // BARS_PER_SESSION + 1, seed=7).iloc[:n_bars]

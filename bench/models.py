@@ -49,10 +49,10 @@ SIZES = {  # quick / full
 
 
 def build_data(rows: int, home: Path):
-    from factory.config import DatasetConfig
-    from factory.dataset import build_dataset
-    from factory.synthetic import synthetic_bars, write_raw
-    from factory.training_data import load_training_data
+    from factory.data.config import DatasetConfig
+    from factory.data.dataset import build_dataset
+    from factory.data.synthetic import synthetic_bars, write_raw
+    from factory.training.training_data import load_training_data
 
     days = math.ceil(rows / BARS_PER_SESSION)
     raw = write_raw(synthetic_bars("MES", days=days, seed=11), home / "MES_1m.parquet")
@@ -64,8 +64,8 @@ class TimedContext:
     """A LocalContext that times `save_checkpoint`, records reports, stops on demand."""
 
     def __init__(self, directory: Path, stop_after: int | None = None, max_s: float = 1e9):
-        from factory.checkpoint import CheckpointStore
-        from factory.local_context import LocalContext
+        from factory.training.checkpoint import CheckpointStore
+        from factory.training.local_context import LocalContext
 
         self.inner = LocalContext(CheckpointStore(directory, "bench"))
         self.job_id, self.attempt = self.inner.job_id, self.inner.attempt
@@ -150,8 +150,8 @@ def deep_figures(name: str, profile: str, data, size: dict, tmp: Path) -> dict:
     """Time a bounded number of batches (the report after the first batch starts the
     clock) and extrapolate to the epoch. With `deep_batch_cap` (quick) a larger batch is
     cut to the cap and the rate per sample is taken as the same (said in `note`)."""
-    from factory.context import StopTraining
     from factory.models import get_model
+    from factory.training.context import StopTraining
 
     cls = get_model(name)
     over: dict = {"report_every_batches": 1}
@@ -217,8 +217,8 @@ def ours_vs_bare(profile: str, data, batches: int, reps: int, tmp: Path, name="l
     """Our loop's median seconds per batch (from its per-batch reports) against a bare
     loop's; `reps` times each, interleaved, the fastest of each kept (the CPU is shared).
     Also in process CPU time, which other processes disturb less."""
-    from factory.context import StopTraining
     from factory.models import get_model
+    from factory.training.context import StopTraining
 
     cls = get_model(name)
     p = cls.params_from(profile, {"report_every_batches": 1})

@@ -90,9 +90,9 @@ def _wait(predicate, timeout: float, interval: float = 0.1):
 
 
 def _dataset(home: Path) -> Path:
-    from factory.config import DatasetConfig
-    from factory.dataset import build_dataset
-    from factory.synthetic import synthetic_bars, write_raw
+    from factory.data.config import DatasetConfig
+    from factory.data.dataset import build_dataset
+    from factory.data.synthetic import synthetic_bars, write_raw
 
     raw = write_raw(synthetic_bars("MES", days=6, seed=5), home / "MES_1m.parquet")
     config = DatasetConfig(symbol="MES", tick_size=0.25, horizons=(5,), lookback_bars=32)

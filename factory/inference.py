@@ -3,7 +3,7 @@
 A bundle's bundle.json lists the sha256 of every file in it; `load_bundle` refuses a
 bundle whose files are missing or differ by one byte, with a one-line error naming
 the file. `predict_raw` builds features from a raw bar file with the dataset
-pipeline's own code (factory.dataset.build_feature_frames: ingest, validate,
+pipeline's own code (factory.data.dataset.build_feature_frames: ingest, validate,
 sessions, resample, features), scales them with the scaler stored in the bundle, and
 predicts every decision bar whose features and lookback window are complete, so
 on the training input it reproduces the train job's predictions row for row.
@@ -22,7 +22,7 @@ import pandas as pd
 
 from factory.errors import FactoryError
 from factory.files import file_sha256
-from factory.training_data import NO_LABEL, TrainingData
+from factory.training.training_data import NO_LABEL, TrainingData
 
 BUNDLE_FILE = "bundle.json"
 DATASET_FILE = "dataset.json"
@@ -94,7 +94,7 @@ def load_bundle(directory: str | Path) -> Bundle:
     if meta.get("kind") != "ensemble":
         bundle.model = load_model(directory)
         return bundle
-    from factory.ensemble import ENSEMBLE_FILE, MEMBERS_DIR, meta_from_dict
+    from factory.training.ensemble import ENSEMBLE_FILE, MEMBERS_DIR, meta_from_dict
 
     spec = json.loads((directory / ENSEMBLE_FILE).read_text())
     bundle.members = {m: load_model(directory / MEMBERS_DIR / m) for m in spec["members"]}
@@ -103,9 +103,9 @@ def load_bundle(directory: str | Path) -> Bundle:
 
 
 def _features_for(bundle: Bundle, raw_path: Path, tz: str | None):
-    from factory.config import DatasetConfig
-    from factory.dataset import build_feature_frames, usable_rows
-    from factory.scaling import Scaler
+    from factory.data.config import DatasetConfig
+    from factory.data.dataset import build_feature_frames, usable_rows
+    from factory.data.scaling import Scaler
 
     if bundle.dataset is None:
         raise FactoryError(

@@ -16,8 +16,8 @@ from typing import Any
 
 import redis
 
-from factory.checkpoint import CheckpointRecord, CheckpointStore
-from factory.context import Checkpoint, Superseded
+from factory.training.checkpoint import CheckpointRecord, CheckpointStore
+from factory.training.context import Checkpoint, Superseded
 from jobs import keys
 from jobs.lease import Lease, Leases, RedisUnreachable, call_with_retry
 
@@ -26,7 +26,7 @@ KEEP_CHECKPOINTS = 3
 
 
 class RedisContext:
-    """Implements factory.context.TrainingContext for one attempt of one job."""
+    """Implements factory.training.context.TrainingContext for one attempt of one job."""
 
     def __init__(
         self,

@@ -7,8 +7,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from factory.data.intake import copy_dataset_files, read_dataset_manifest
 from factory.files import atomic_dir
-from factory.intake import copy_dataset_files, read_dataset_manifest
 from factory.layout import plain_name
 
 ENV_CACHE = "FACTORY_DATA_CACHE"

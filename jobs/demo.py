@@ -7,7 +7,7 @@ from pathlib import Path
 
 def synthetic_raw(home: Path, symbol: str, days: int, seed: int = 0) -> Path:
     """`<home>/data/raw/<SYMBOL>_synthetic_<days>d_s<seed>.parquet`, written once."""
-    from factory.synthetic import synthetic_bars, write_raw
+    from factory.data.synthetic import synthetic_bars, write_raw
 
     path = home / "data" / "raw" / f"{symbol}_synthetic_{days}d_s{seed}.parquet"
     if not path.exists():

@@ -49,7 +49,7 @@ def run_job(spec_json: str) -> dict[str, Any]:
     """Run one attempt of a job (inside the work horse) and return its final result."""
     from rq import get_current_job
 
-    from factory.context import StopTraining, Superseded
+    from factory.training.context import StopTraining, Superseded
     from jobs.context import read_progress
 
     signal.signal(signal.SIGUSR1, request_stop)

@@ -106,7 +106,7 @@ def resolve_dataset_dir(run: Run) -> Path:
 
 
 def _context(run: Run, tracker):
-    from factory.checkpoint import CheckpointStore
+    from factory.training.checkpoint import CheckpointStore
     from jobs.context import RedisContext
 
     progress = os.environ.get(ENV_PROGRESS)
@@ -130,8 +130,8 @@ def _tagged(result: dict[str, Any], kind: str, **extra: Any) -> dict[str, Any]:
 
 
 def run_data(run: Run) -> dict[str, Any]:
-    from factory.config import DatasetConfig
-    from factory.dataset import build_dataset
+    from factory.data.config import DatasetConfig
+    from factory.data.dataset import build_dataset
 
     config = DatasetConfig.from_dict(run.spec.dataset["config"])
     raw = run.resolve(run.spec.dataset.get("raw_path"), "raw_path")
@@ -141,7 +141,7 @@ def run_data(run: Run) -> dict[str, Any]:
 
 
 def run_train(run: Run) -> dict[str, Any]:
-    from factory.train import save_bundle, train_model
+    from factory.training.train import save_bundle, train_model
 
     spec = run.spec
     tracker = tracking.start(run.job_id, spec.to_dict(), run.home)
@@ -155,7 +155,7 @@ def run_train(run: Run) -> dict[str, Any]:
 
 
 def run_cv(run: Run) -> dict[str, Any]:
-    from factory.cv import run_cv_fold, save_fold
+    from factory.training.cv import run_cv_fold, save_fold
 
     spec = run.spec
     tracker = tracking.start(run.job_id, spec.to_dict(), run.home)
@@ -177,9 +177,9 @@ def run_cv(run: Run) -> dict[str, Any]:
 
 
 def run_ensemble(run: Run) -> dict[str, Any]:
-    from factory.cv import load_fold
-    from factory.ensemble import run_ensemble as fit_ensemble
-    from factory.ensemble import save_ensemble_bundle
+    from factory.training.cv import load_fold
+    from factory.training.ensemble import run_ensemble as fit_ensemble
+    from factory.training.ensemble import save_ensemble_bundle
 
     spec = run.spec
     oof: dict[str, list] = {m: [] for m in spec.members}
@@ -200,7 +200,7 @@ def run_ensemble(run: Run) -> dict[str, Any]:
 
 
 def run_report(run: Run) -> dict[str, Any]:
-    from factory.report import build_leaderboard, write_report
+    from factory.evaluation.report import build_leaderboard, write_report
     from jobs.control import plans_with
 
     train, cv, ensemble = {}, {}, None

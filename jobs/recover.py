@@ -15,8 +15,8 @@ from pathlib import Path
 import redis
 from rq.job import Job
 
-from factory.checkpoint import CheckpointStore
 from factory.layout import ledger_file
+from factory.training.checkpoint import CheckpointStore
 from jobs import keys
 from jobs.code_wheel import ShippedCode
 from jobs.code_wheel import record as record_code

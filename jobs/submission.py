@@ -6,9 +6,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from factory.intake import read_dataset_manifest, store_dataset, store_raw
+from factory.data.intake import read_dataset_manifest, store_dataset, store_raw
+from factory.data.symbols import symbol_spec
 from factory.layout import resolve_home
-from factory.symbols import symbol_spec
 from jobs.catalog import check_params, model_names
 from jobs.plan import Plan, build_plan
 from jobs.spec import JobSpec, SpecError

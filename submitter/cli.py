@@ -14,9 +14,9 @@ import sys
 
 # subcommand modules, in the order `factory --help` lists them
 SUBCOMMAND_MODULES = (
-    "factory.cli",
-    "factory.cli_train",
-    "factory.cli_predict",
+    "factory.cli.data",
+    "factory.cli.train",
+    "factory.cli.predict",
     "worker.cli",
     "submitter.status",
     "submitter.results",

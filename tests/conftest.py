@@ -29,7 +29,7 @@ def random_bars(
     """A quick random walk of 1-minute OHLCV bars with random missing minutes.
 
     Fast and simple on purpose: for unit tests of the pipeline's mechanics. The
-    realistic generator is factory.synthetic.
+    realistic generator is factory.data.synthetic.
     """
     rng = np.random.default_rng(seed)
     m = int(n / (1 - gap_prob) * 1.05) + 100  # enough minutes for n bars after the gaps
@@ -65,9 +65,9 @@ def redis_server(tmp_path):
 @pytest.fixture(scope="session")
 def small_dataset(tmp_path_factory) -> Path:
     """A small synthetic MES dataset (horizon 5), built once per test session."""
-    from factory.config import DatasetConfig
-    from factory.dataset import build_dataset
-    from factory.synthetic import synthetic_bars, write_raw
+    from factory.data.config import DatasetConfig
+    from factory.data.dataset import build_dataset
+    from factory.data.synthetic import synthetic_bars, write_raw
 
     home = tmp_path_factory.mktemp("dataset-home")
     raw = write_raw(synthetic_bars("MES", days=6, seed=5), home / "MES_1m.parquet")

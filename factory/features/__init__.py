@@ -15,6 +15,7 @@ import functools
 import numpy as np
 import pandas as pd
 
+from factory.data.resample import resample_bars
 from factory.features import (
     momentum,
     multitimeframe,
@@ -25,7 +26,6 @@ from factory.features import (
     volume,
 )
 from factory.features.common import Bars, Features
-from factory.resample import resample_bars
 
 FAMILIES = ("ret", "vol", "mom", "volu", "trend", "tod", "mtf")
 SESSION_COLUMNS = (
@@ -91,7 +91,9 @@ def _check_inputs(decision: pd.DataFrame, tf_minutes: int, sessions: pd.DataFram
         raise ValueError("sessions must be aligned to decision.index (session_frame(index))")
     missing = [c for c in SESSION_COLUMNS if c not in sessions]
     if missing:
-        raise ValueError(f"sessions lacks columns {missing} (use factory.sessions.session_frame)")
+        raise ValueError(
+            f"sessions lacks columns {missing} (use factory.data.sessions.session_frame)"
+        )
 
 
 def build_features(

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from factory.indicators import atr
+from factory.features.indicators import atr
 
 ATR_WINDOW = 14
 OHLCV = ("open", "high", "low", "close", "volume")

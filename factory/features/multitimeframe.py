@@ -1,7 +1,7 @@
 """Multi-timeframe features from 5m / 15m / 1h / 4h bars built from the 1-minute bars.
 
 A decision bar only sees *completed* higher-timeframe (HTF) bars
-(`factory.resample.completed_asof`); through gaps the last completed bar carries on.
+(`factory.data.resample.completed_asof`); through gaps the last completed bar carries on.
 """
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ import math
 import numpy as np
 import pandas as pd
 
+from factory.data.resample import completed_asof, resample_bars
 from factory.features.common import Features, ema, range_position, rsi_unit, safe_div, shift
-from factory.indicators import atr
-from factory.resample import completed_asof, resample_bars
+from factory.features.indicators import atr
 
 HTF_MINUTES = (5, 15, 60, 240)
 HTF_WINDOW = 14

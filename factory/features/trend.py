@@ -20,7 +20,7 @@ from factory.features.common import (
     shift,
     wilder,
 )
-from factory.indicators import true_range
+from factory.features.indicators import true_range
 
 SMA_WINDOWS = (50, 100)
 EMA_SPANS = (9, 21, 55)

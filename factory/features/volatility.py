@@ -14,7 +14,7 @@ from factory.features.common import (
     safe_div,
     shift,
 )
-from factory.indicators import atr
+from factory.features.indicators import atr
 
 ATR_LONG = 50
 RV_WINDOWS = (10, 30, 60)

@@ -23,10 +23,10 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from factory.context import Checkpoint, StopTraining, Superseded, TrainingContext
 from factory.errors import FactoryError
 from factory.models.params import params_from
-from factory.training_data import TrainingData
+from factory.training.context import Checkpoint, StopTraining, Superseded, TrainingContext
+from factory.training.training_data import TrainingData
 
 CONFIG_FILE = "config.json"
 

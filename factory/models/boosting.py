@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from factory.context import TrainingContext
+from factory.training.context import TrainingContext
 
 STOP_POLL_S = 1.0
 

@@ -25,7 +25,6 @@ from typing import Any, ClassVar
 import numpy as np
 from catboost import CatBoostClassifier, Pool
 
-from factory.context import TrainingContext
 from factory.models.base import Model, normalize_proba
 from factory.models.boosting import (
     Poller,
@@ -35,7 +34,8 @@ from factory.models.boosting import (
     report_metrics,
 )
 from factory.models.params import CATBOOST_TINY, N_CLASSES, CatBoostParams
-from factory.training_data import TrainingData
+from factory.training.context import TrainingContext
+from factory.training.training_data import TrainingData
 
 SNAPSHOT_FILE = "snapshot.cbsnapshot"
 MODEL_FILE = "model.cbm"

@@ -35,11 +35,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from factory.context import Checkpoint, TrainingContext
 from factory.errors import ConfigError
 from factory.models.base import Model, host_rng_state, normalize_proba, set_host_rng_state
 from factory.models.params import SequenceParams
-from factory.training_data import N_CLASSES, TrainingData
+from factory.training.context import Checkpoint, TrainingContext
+from factory.training.training_data import N_CLASSES, TrainingData
 
 log = logging.getLogger("factory.models.deep")
 

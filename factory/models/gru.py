@@ -12,7 +12,7 @@ from torch import nn
 
 from factory.models.deep import SequenceModel
 from factory.models.params import GRU_TINY, GRUParams
-from factory.training_data import N_CLASSES
+from factory.training.training_data import N_CLASSES
 
 
 class GRUNet(nn.Module):

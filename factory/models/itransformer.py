@@ -20,7 +20,7 @@ from torch import nn
 from factory.models.deep import SequenceModel
 from factory.models.params import ITRANSFORMER_TINY, ITransformerParams
 from factory.models.transformer import EncoderLayer
-from factory.training_data import N_CLASSES
+from factory.training.training_data import N_CLASSES
 
 
 class ITransformerNet(nn.Module):

@@ -24,11 +24,11 @@ from typing import Any, ClassVar
 import lightgbm as lgb
 import numpy as np
 
-from factory.context import TrainingContext
 from factory.models.base import Model, normalize_proba
 from factory.models.boosting import Poller, fresh_state, record_round, report_metrics
 from factory.models.params import LIGHTGBM_TINY, N_CLASSES, LightGBMParams
-from factory.training_data import TrainingData
+from factory.training.context import TrainingContext
+from factory.training.training_data import TrainingData
 
 MODEL_FILE = "model.txt"  # the checkpoint's file and the bundle's
 

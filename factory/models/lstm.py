@@ -12,7 +12,7 @@ from torch import nn
 
 from factory.models.deep import SequenceModel
 from factory.models.params import LSTM_TINY, LSTMParams
-from factory.training_data import N_CLASSES
+from factory.training.training_data import N_CLASSES
 
 
 class LSTMNet(nn.Module):

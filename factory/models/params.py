@@ -14,7 +14,7 @@ from typing import Any, Union
 
 from factory.errors import ConfigError
 
-N_CLASSES = 3  # label -1 / 0 / +1 -> class 0 / 1 / 2 (as factory.training_data)
+N_CLASSES = 3  # label -1 / 0 / +1 -> class 0 / 1 / 2 (as factory.training.training_data)
 PROFILE_NAMES = ("tiny", "default")
 DEVICES = ("auto", "cpu", "cuda")
 AMP_MODES = ("auto", "bf16", "fp16", "off")

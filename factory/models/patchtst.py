@@ -22,7 +22,7 @@ from torch import nn
 from factory.models.deep import SequenceModel
 from factory.models.params import PATCHTST_TINY, PatchTSTParams
 from factory.models.transformer import EncoderLayer
-from factory.training_data import N_CLASSES
+from factory.training.training_data import N_CLASSES
 
 
 class RevIN(nn.Module):

@@ -18,7 +18,7 @@ from torch.nn.utils.parametrizations import weight_norm
 
 from factory.models.deep import SequenceModel
 from factory.models.params import TCN_TINY, TCNParams
-from factory.training_data import N_CLASSES
+from factory.training.training_data import N_CLASSES
 
 
 class CausalConv1d(nn.Module):

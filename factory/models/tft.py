@@ -28,7 +28,7 @@ from torch import nn
 
 from factory.models.deep import SequenceModel
 from factory.models.params import TFT_TINY, TFTParams
-from factory.training_data import N_CLASSES
+from factory.training.training_data import N_CLASSES
 
 
 class VarLinear(nn.Module):

@@ -24,10 +24,10 @@ from typing import Any, ClassVar
 import numpy as np
 import xgboost as xgb
 
-from factory.context import TrainingContext
 from factory.models.base import Model, normalize_proba
 from factory.models.params import XGBOOST_TINY, XGBoostParams
-from factory.training_data import N_CLASSES, TrainingData
+from factory.training.context import TrainingContext
+from factory.training.training_data import N_CLASSES, TrainingData
 
 log = logging.getLogger("factory.models.xgboost")
 

@@ -13,13 +13,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from factory.checkpoint import CheckpointStore
-from factory.config import DatasetConfig
-from factory.cv import run_cv_fold
-from factory.dataset import build_dataset
-from factory.local_context import LocalContext
-from factory.synthetic import synthetic_bars, write_raw
-from factory.train import run_training
+from factory.data.config import DatasetConfig
+from factory.data.dataset import build_dataset
+from factory.data.synthetic import synthetic_bars, write_raw
+from factory.training.checkpoint import CheckpointStore
+from factory.training.cv import run_cv_fold
+from factory.training.local_context import LocalContext
+from factory.training.train import run_training
 
 HORIZON = 5
 FOLDS = 3

@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 
 from factory import features as feat
+from factory.data.resample import resample_bars
+from factory.data.sessions import session_frame
 from factory.features import FAMILIES, build_features, feature_names, warmup_bars
-from factory.resample import resample_bars
-from factory.sessions import session_frame
 from tests.conftest import random_bars
 
 N_BARS = 20_000

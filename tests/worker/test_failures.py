@@ -9,7 +9,7 @@ from rq import Queue
 from rq.job import Job
 from rq.serializers import JSONSerializer
 
-from factory.checkpoint import CheckpointStore
+from factory.training.checkpoint import CheckpointStore
 from tests.runner import job_result, job_state, run_factory, signal_tree, wait_for
 from tests.worker.test_recovery import _train_id, _uninterrupted_sha
 

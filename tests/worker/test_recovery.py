@@ -6,9 +6,9 @@ import json
 import signal
 import time
 
-from factory.checkpoint import CheckpointStore
-from factory.local_context import LocalContext
-from factory.train import train_model
+from factory.training.checkpoint import CheckpointStore
+from factory.training.local_context import LocalContext
+from factory.training.train import train_model
 from tests.runner import (
     TEST_REAPER_S,
     TEST_TTL_S,

@@ -64,8 +64,8 @@ def _submit(cluster, home: Path, raw: Path) -> dict:
 
 @pytest.mark.slow
 def test_a_plan_submitted_through_one_path_runs_through_another(cluster, tmp_path):
+    from factory.data.synthetic import synthetic_bars, write_raw
     from factory.files import file_sha256
-    from factory.synthetic import synthetic_bars, write_raw
 
     raw = write_raw(synthetic_bars("MES", days=6, seed=5), tmp_path / "laptop" / "MES_1m.parquet")
     laptop, view = tmp_path / "laptop-drive", tmp_path / "colab-drive"

@@ -1,0 +1,1 @@
+"""The factory's own commands: `factory data`, `factory train`, `factory predict`."""

@@ -1,0 +1,1 @@
+"""Evaluation: probability scores, metrics, the backtest and the report."""
