@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 
@@ -12,7 +11,7 @@ from rq.registry import FailedJobRegistry, StartedJobRegistry
 from rq.serializers import JSONSerializer
 
 from jobs import keys
-from jobs.plan import Plan, load_plan, queue_for
+from jobs.plan import Plan, load_plan, plans_with, queue_for
 
 log = logging.getLogger("jobs.control")
 
@@ -98,18 +97,8 @@ def cancel_job(connection: redis.Redis, job_id: str, reason: str) -> bool:
     try:
         job = _fetch(connection, job_id)
     except Exception:
-        return True  # never enqueued (a kind not built yet): the state says canceled
+        return True  # no RQ job (lost with an emptied Redis): the state says canceled
     if job.get_status() in (JobStatus.FINISHED, JobStatus.CANCELED):
         return False
     job.cancel()
     return True
-
-
-def plans_with(connection: redis.Redis, job_id: str) -> list[str]:
-    out = []
-    for raw in connection.zrange(keys.ALL_PLANS, 0, -1):
-        plan_id = raw.decode()
-        payload = connection.get(keys.plan(plan_id))
-        if payload and job_id in {j["job_id"] for j in json.loads(payload)["jobs"]}:
-            out.append(plan_id)
-    return out

@@ -10,8 +10,8 @@ from pathlib import Path
 from factory.data.intake import copy_dataset_files, read_dataset_manifest
 from factory.files import atomic_dir
 from factory.layout import plain_name
+from jobs.attempt_env import ENV_CACHE
 
-ENV_CACHE = "FACTORY_DATA_CACHE"
 VERIFIED = ".verified"
 
 

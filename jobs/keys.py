@@ -39,6 +39,11 @@ def failures(job_id: str) -> str:
     return f"{PREFIX}:failures:{job_id}"
 
 
+def job_plans(job_id: str) -> str:
+    """Set of the plan ids that contain the job (the index behind jobs.plan.plans_with)."""
+    return f"{PREFIX}:job-plans:{job_id}"
+
+
 def plan(plan_id: str) -> str:
     """The plan as submitted (JSON)."""
     return f"{PREFIX}:plan:{plan_id}"

@@ -13,7 +13,6 @@ what it writes relative to it.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,7 @@ from factory.layout import (
     staged_bundle_dir,
 )
 from jobs import keys, tracking
-from jobs.entry import ENV_PROGRESS, STAGED_KEY, stop_requested
+from jobs.attempt_env import STAGED_KEY, AttemptEnv, stop_requested
 from jobs.lease import Lease, Leases
 from jobs.spec import JobSpec, SpecError
 
@@ -62,8 +61,7 @@ class Run:
     def plan_dependencies(self) -> list[str]:
         """The job's dependencies as its plan lists them (RQ prunes its own list as
         dependencies finish, so it is not the record to trust here)."""
-        from jobs.control import plans_with
-        from jobs.plan import load_plan
+        from jobs.plan import load_plan, plans_with
 
         deps: list[str] = []
         for plan_id in plans_with(self.connection, self.job_id):
@@ -109,14 +107,14 @@ def _context(run: Run, tracker):
     from factory.training.checkpoint import CheckpointStore
     from jobs.context import RedisContext
 
-    progress = os.environ.get(ENV_PROGRESS)
+    progress = AttemptEnv.from_env().progress_file
     return RedisContext(
         run.connection,
         run.leases,
         run.lease,
         CheckpointStore(run.home, run.job_id),
         stop_flag=stop_requested,
-        progress_file=Path(progress) if progress else None,
+        progress_file=progress,
         on_report=tracker.log,
     )
 
@@ -201,7 +199,7 @@ def run_ensemble(run: Run) -> dict[str, Any]:
 
 def run_report(run: Run) -> dict[str, Any]:
     from factory.evaluation.report import build_leaderboard, write_report
-    from jobs.control import plans_with
+    from jobs.plan import plans_with
 
     train, cv, ensemble = {}, {}, None
     for result in _all_results(run).values():
@@ -223,8 +221,7 @@ def run_report(run: Run) -> dict[str, Any]:
 
 def _all_results(run: Run) -> dict[str, dict]:
     """Results of every other job of the report's plan(s) (the report depends on them all)."""
-    from jobs.control import plans_with
-    from jobs.plan import load_plan
+    from jobs.plan import load_plan, plans_with
 
     out: dict[str, dict] = {}
     for plan_id in plans_with(run.connection, run.job_id):

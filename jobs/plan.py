@@ -2,8 +2,9 @@
 
     data(S) -> train(A), train(B) -> cv(A, k), cv(B, k) -> ensemble(A+B) -> report
 
-Kinds this version does not run yet keep their place in the plan (and the ledger)
-but are not enqueued; `factory status` shows them as not built.
+Every job of a plan is enqueued (jobs.spec.KINDS is the one list of kinds, and a spec
+of another kind cannot be built). Redis keeps an index job -> plans (keys.job_plans),
+so a job finds its plans without scanning every plan ever submitted.
 """
 
 from __future__ import annotations
@@ -24,8 +25,7 @@ from rq.serializers import JSONSerializer
 from jobs import keys
 from jobs.code_wheel import ShippedCode, ship_code
 from jobs.code_wheel import record as record_code
-from jobs.entry import BUILT_KINDS, ENTRY_POINT
-from jobs.spec import JobSpec
+from jobs.spec import ENTRY_POINT, JobSpec
 
 
 @dataclass(frozen=True)
@@ -37,16 +37,11 @@ class PlanEntry:
     def job_id(self) -> str:
         return self.spec.job_id
 
-    @property
-    def enqueued(self) -> bool:
-        return self.spec.kind in BUILT_KINDS
-
     def to_dict(self) -> dict[str, Any]:
         return {
             "job_id": self.job_id,
             "spec": self.spec.to_dict(),
             "depends_on": list(self.depends_on),
-            "enqueued": self.enqueued,
         }
 
 
@@ -145,23 +140,33 @@ def queue_for(connection: redis.Redis, name: str = keys.QUEUE) -> Queue:
 def enqueue_plan(
     connection: redis.Redis, plan: Plan, home: Path, queue_name: str = keys.QUEUE
 ) -> bool:
-    """Enqueue every built job of `plan`; False (and nothing new) when it was submitted before."""
+    """Enqueue every job of `plan`; False (and nothing new) when it was submitted before."""
     if connection.exists(keys.plan(plan.plan_id)):
         return False
     plan = with_code(plan, home)
     write_ledger(plan, home)
     queue = queue_for(connection, queue_name)
     for entry in plan.entries:
-        if entry.enqueued:
-            enqueue_entry(queue, entry)
-    payload = json.dumps(plan.to_dict())
-    pipe = connection.pipeline()
-    pipe.set(keys.plan(plan.plan_id), payload)
-    pipe.sadd(keys.OPEN_PLANS, plan.plan_id)
-    pipe.zadd(keys.ALL_PLANS, {plan.plan_id: time.time()})
-    pipe.execute()
+        enqueue_entry(queue, entry)
+    store_plan(connection, plan)
     record_code(connection, ShippedCode.from_dict(plan.submitted))
     return True
+
+
+def store_plan(connection: redis.Redis, plan: Plan) -> None:
+    """The plan in Redis: its JSON, open and all-plans sets, and the job -> plans index."""
+    pipe = connection.pipeline()
+    pipe.set(keys.plan(plan.plan_id), json.dumps(plan.to_dict()))
+    pipe.sadd(keys.OPEN_PLANS, plan.plan_id)
+    pipe.zadd(keys.ALL_PLANS, {plan.plan_id: time.time()}, nx=True)
+    for job_id in plan.job_ids:
+        pipe.sadd(keys.job_plans(job_id), plan.plan_id)
+    pipe.execute()
+
+
+def plans_with(connection: redis.Redis, job_id: str) -> list[str]:
+    """The plans that contain `job_id` (from the index, one SMEMBERS)."""
+    return sorted(p.decode() for p in connection.smembers(keys.job_plans(job_id)))
 
 
 def with_code(plan: Plan, home: Path) -> Plan:

@@ -39,8 +39,6 @@ def reconcile_once(connection: redis.Redis) -> list[str]:
             continue
         statuses = []
         for entry in plan.entries:
-            if not entry.enqueued:
-                continue
             status = _reconcile_job(connection, entry.job_id, fixed)
             statuses.append(status)
         if statuses and all(s in ENDED for s in statuses):

@@ -9,7 +9,6 @@ and checkpoint lists are restored first, so they resume where they were.
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import redis
@@ -21,7 +20,7 @@ from jobs import keys
 from jobs.code_wheel import ShippedCode
 from jobs.code_wheel import record as record_code
 from jobs.errors import RunnerError
-from jobs.plan import enqueue_entry, queue_for, read_ledger
+from jobs.plan import enqueue_entry, queue_for, read_ledger, store_plan
 
 
 def recover_plan(connection: redis.Redis, home: Path, plan_id: str) -> dict:
@@ -37,19 +36,13 @@ def recover_plan(connection: redis.Redis, home: Path, plan_id: str) -> dict:
     queue = queue_for(connection)
     restored, present = [], []
     for entry in plan.entries:
-        if not entry.enqueued:
-            continue
         if Job.exists(entry.job_id, connection=connection):
             present.append(entry.job_id)
             continue
         _restore_checkpoints(connection, home, entry.job_id)
         enqueue_entry(queue, entry)
         restored.append(entry.job_id)
-    pipe = connection.pipeline()
-    pipe.set(keys.plan(plan_id), json.dumps(plan.to_dict()))
-    pipe.sadd(keys.OPEN_PLANS, plan_id)
-    pipe.zadd(keys.ALL_PLANS, {plan_id: time.time()}, nx=True)
-    pipe.execute()
+    store_plan(connection, plan)
     if "code_wheel_sha256" in plan.submitted:  # workers verify the wheel against it
         record_code(connection, ShippedCode.from_dict(plan.submitted))
     return {"plan_id": plan_id, "restored": restored, "present": present}

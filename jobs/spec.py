@@ -8,7 +8,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-KINDS = ("data", "train", "cv", "ensemble", "report")
+KINDS = ("data", "train", "cv", "ensemble", "report")  # the one list: jobs.kinds runs each
+ENTRY_POINT = "jobs.entry.run_job"  # the one callable a queued job may name
 
 
 class SpecError(ValueError):

@@ -63,8 +63,6 @@ def job_rows(connection: redis.Redis, plan: Plan) -> list[dict[str, Any]]:
 def _status(entry, job, state: dict) -> str:
     if state.get("status") == b"canceled":
         return "canceled"
-    if not entry.enqueued:
-        return "not built"
     if job is None:
         return "missing"
     status = job.get_status(refresh=False)

@@ -92,7 +92,7 @@ def _snapshot(connection, args) -> dict:
     return {"plans": plans, "jobs": [j for p in plans for j in p["jobs"]]}
 
 
-ENDED = {"finished", "failed", "canceled", "not built", "stopped"}
+ENDED = {"finished", "failed", "canceled", "stopped"}
 
 
 def run_status(args: argparse.Namespace) -> int:

@@ -46,13 +46,6 @@ KNOWN_DIRECTION_VIOLATIONS: set[str] = {
 KNOWN_CYCLES: set[str] = {
     # inference (local) -> training.ensemble (local) -> inference
     "factory.inference -> factory.training.ensemble -> factory.inference",
-    # jobs.control, .entry, .kinds and .plan are one tangle, three circles:
-    # control -> plan -> entry -(local)-> kinds -(local)-> control
-    "jobs.control -> jobs.plan -> jobs.entry -> jobs.kinds -> jobs.control",
-    # entry -(local)-> kinds -> entry
-    "jobs.entry -> jobs.kinds -> jobs.entry",
-    # entry -(local)-> kinds -(local)-> plan -> entry
-    "jobs.entry -> jobs.kinds -> jobs.plan -> jobs.entry",
     # embedded -> settings -(local)-> embedded
     "jobs.embedded -> jobs.settings -> jobs.embedded",
 }
