@@ -19,30 +19,24 @@ from pathlib import Path
 from typing import Any
 
 from factory.layout import resolve_in_home
+from jobs.attempt_env import (
+    ENV_ATTEMPT,
+    ENV_HOME,
+    ENV_PROGRESS,
+    ENV_TTL,
+    STAGED_KEY,
+    AttemptEnv,
+    request_stop,
+    stop_requested,
+)
 from jobs.lease import Lease, Leases, RedisUnreachable, call_with_retry
-from jobs.spec import JobSpec
+from jobs.spec import ENTRY_POINT, JobSpec, SpecError
 
-ENTRY_POINT = "jobs.entry.run_job"
+# ENV_* and request_stop are re-exported for workers of earlier code (jobs.attempt_env)
+__all__ = ["ENTRY_POINT", "ENV_ATTEMPT", "ENV_HOME", "ENV_PROGRESS", "ENV_TTL", "request_stop"]
+__all__ += ["run_job", "run_spec", "stop_requested"]
 EXIT_HANDBACK = 75  # the job was handed back (stop requested): no attempt used
 EXIT_SUPERSEDED = 76  # a newer attempt owns the job: write nothing
-ENV_ATTEMPT, ENV_HOME, ENV_TTL = "FACTORY_ATTEMPT", "FACTORY_HOME", "FACTORY_LEASE_TTL_S"
-ENV_PROGRESS = "FACTORY_PROGRESS_FILE"
-STAGED_KEY = "_staged_bundle"
-
-_stop_requested = False
-
-
-class KindNotBuilt(Exception):
-    """A job kind that this version of the code does not run yet."""
-
-
-def request_stop(signum, frame) -> None:
-    global _stop_requested
-    _stop_requested = True
-
-
-def stop_requested() -> bool:
-    return _stop_requested
 
 
 def run_job(spec_json: str) -> dict[str, Any]:
@@ -56,9 +50,10 @@ def run_job(spec_json: str) -> dict[str, Any]:
     spec = JobSpec.from_json(spec_json)
     job = get_current_job()
     connection = job.connection
-    lease = Lease(job.id, os.environ["RQ_WORKER_ID"], int(os.environ[ENV_ATTEMPT]))
-    leases = Leases(connection, float(os.environ.get(ENV_TTL, "30")))
-    home = Path(os.environ[ENV_HOME])
+    env = AttemptEnv.from_env()
+    lease = Lease(job.id, os.environ["RQ_WORKER_ID"], env.attempt)
+    leases = Leases(connection, env.lease_ttl_s)
+    home = env.home
     try:
         result = run_spec(spec, job.id, home, connection, leases, lease, job.dependency_ids)
     except StopTraining:
@@ -67,8 +62,7 @@ def run_job(spec_json: str) -> dict[str, Any]:
         _exit(EXIT_SUPERSEDED)
     result["attempt"] = lease.attempt
     staged = result.pop(STAGED_KEY, None)
-    progress_file = os.environ.get(ENV_PROGRESS)
-    progress = read_progress(Path(progress_file)) if progress_file else None
+    progress = read_progress(env.progress_file) if env.progress_file else None
     try:
         final = call_with_retry(
             leases.finalize, lease, json.dumps(result), progress, window_s=leases.ttl_ms / 1000
@@ -114,12 +108,9 @@ def run_spec(
 
     runner = KIND_RUNNERS.get(spec.kind)
     if runner is None:
-        raise KindNotBuilt(f"job kind {spec.kind!r} is not built in this version")
+        raise SpecError(f"job kind {spec.kind!r} has no runner in jobs.kinds")
     start = time.perf_counter()
     run = Run(spec, job_id, home, connection, leases, lease, list(dependency_ids or []))
     result = runner(run)
     result.setdefault("seconds", round(time.perf_counter() - start, 3))
     return result
-
-
-BUILT_KINDS = ("data", "train", "cv", "ensemble", "report")
