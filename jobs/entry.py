@@ -10,6 +10,7 @@ lease exits with EXIT_SUPERSEDED and RQ records nothing for it; one asked to sto
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import signal
@@ -29,7 +30,7 @@ from jobs.attempt_env import (
     request_stop,
     stop_requested,
 )
-from jobs.lease import Lease, Leases, RedisUnreachable, call_with_retry
+from jobs.lease import REDIS_OUTAGE_S, Lease, Leases, RedisUnreachable, call_with_retry
 from jobs.spec import ENTRY_POINT, JobSpec, SpecError
 
 # ENV_* and request_stop are re-exported for workers of earlier code (jobs.attempt_env)
@@ -37,6 +38,7 @@ __all__ = ["ENTRY_POINT", "ENV_ATTEMPT", "ENV_HOME", "ENV_PROGRESS", "ENV_TTL", 
 __all__ += ["run_job", "run_spec", "stop_requested"]
 EXIT_HANDBACK = 75  # the job was handed back (stop requested): no attempt used
 EXIT_SUPERSEDED = 76  # a newer attempt owns the job: write nothing
+log = logging.getLogger("jobs.entry")
 
 
 def run_job(spec_json: str) -> dict[str, Any]:
@@ -63,11 +65,12 @@ def run_job(spec_json: str) -> dict[str, Any]:
     result["attempt"] = lease.attempt
     staged = result.pop(STAGED_KEY, None)
     progress = read_progress(env.progress_file) if env.progress_file else None
-    try:
+    try:  # the fenced compare-and-set: waiting out a long outage cannot make it wrong
         final = call_with_retry(
-            leases.finalize, lease, json.dumps(result), progress, window_s=leases.ttl_ms / 1000
+            leases.finalize, lease, json.dumps(result), progress, window_s=REDIS_OUTAGE_S
         )
-    except RedisUnreachable:
+    except RedisUnreachable as exc:
+        log.error("job %s attempt %s: result not written (%s)", job.id, lease.attempt, exc)
         final = False
     if not final:
         if staged:

@@ -4,11 +4,19 @@ A start of a job takes the next attempt number and a lease `<worker>|<attempt>` 
 a TTL. Only the holder of the live lease may renew it, publish a checkpoint or
 write the final result; a reaper requeues a job whose lease is gone, once per
 attempt. All of it is Lua, so each check-and-write is atomic.
+
+Each script is also idempotent, because a call may reach Redis twice: redis-py sends a
+command again on a dropped connection (jobs.settings) and `call_with_retry` rides out
+longer outages, so a call whose reply was lost is repeated. A repeated claim or reap
+is known by its nonce and answers what the first did; a repeated finalize finds its own
+result, a repeated publish its own record.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import os
 import time
 from dataclasses import dataclass
 
@@ -16,13 +24,21 @@ import redis
 
 from jobs import keys
 
+log = logging.getLogger("jobs.lease")
+# the longest Redis outage (a restart, a failover, a network blip) a worker rides out
+# without giving up: 120 s, plus margin
+REDIS_OUTAGE_S = 150.0
+
 _CLAIM = """
 if redis.call('EXISTS', KEYS[4]) == 1 then return 0 end
+if redis.call('HGET', KEYS[3], 'claim_nonce') == ARGV[4] then
+  return tonumber(redis.call('HGET', KEYS[3], 'attempt'))
+end
 local a = redis.call('INCR', KEYS[1])
 redis.call('SET', KEYS[2], ARGV[1] .. '|' .. a, 'PX', ARGV[2])
 redis.call('HSET', KEYS[3], 'attempt', a, 'worker', ARGV[1], 'lease_at', ARGV[3],
            'renewed_at', ARGV[3], 'status', 'started', 'step', 0, 'total', 0,
-           'resumed_from', '', 'error', '')
+           'resumed_from', '', 'error', '', 'claim_nonce', ARGV[4])
 return a
 """
 # a Lua function, so that jobs.reaper can renew and scan in one call (RENEW_AND_SCAN)
@@ -44,14 +60,16 @@ return 0
 """
 _PUBLISH = """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+if redis.call('LINDEX', KEYS[2], 0) == ARGV[2] then return 1 end
 redis.call('LPUSH', KEYS[2], ARGV[2])
 redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[3]) - 1)
 redis.call('HSET', KEYS[3], 'checkpoint_step', ARGV[4], 'checkpoint_at', ARGV[5])
 return 1
 """
 _FINALIZE = """
+local final = redis.call('GET', KEYS[2])
+if final then return final == ARGV[2] and 1 or 0 end
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
 redis.call('SET', KEYS[2], ARGV[2])
 redis.call('HSET', KEYS[3], 'status', 'finished', 'finished_at', ARGV[3])
 if ARGV[4] ~= '' then redis.call('HSET', KEYS[3], 'step', ARGV[4], 'total', ARGV[5]) end
@@ -60,8 +78,12 @@ return 1
 _REAP = """
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 if redis.call('GET', KEYS[3]) ~= ARGV[1] then return 0 end
-if redis.call('HGET', KEYS[2], 'reaped_attempt') == ARGV[1] then return 0 end
-redis.call('HSET', KEYS[2], 'reaped_attempt', ARGV[1], 'status', 'requeued', 'reaped_at', ARGV[2])
+if redis.call('HGET', KEYS[2], 'reaped_attempt') == ARGV[1] then
+  if redis.call('HGET', KEYS[2], 'reap_nonce') ~= ARGV[3] then return 0 end
+  return tonumber(redis.call('HGET', KEYS[2], 'preemptions'))
+end
+redis.call('HSET', KEYS[2], 'reaped_attempt', ARGV[1], 'status', 'requeued', 'reaped_at', ARGV[2],
+           'reap_nonce', ARGV[3])
 return redis.call('HINCRBY', KEYS[2], 'preemptions', 1)
 """
 
@@ -91,10 +113,13 @@ class Leases:
         self._claim, self._renew, self._release = reg(_CLAIM), reg(_RENEW), reg(_RELEASE)
         self._publish, self._finalize, self._reap = reg(_PUBLISH), reg(_FINALIZE), reg(_REAP)
 
-    def claim(self, job_id: str, worker: str) -> Lease | None:
-        """A new attempt with a live lease, or None when the job already has a final result."""
+    def claim(self, job_id: str, worker: str, window_s: float = REDIS_OUTAGE_S) -> Lease | None:
+        """A new attempt with a live lease, or None when the job already has a final result.
+
+        Retried while Redis is away, for up to `window_s` (then RedisUnreachable)."""
         keys_ = [keys.attempts(job_id), keys.lease(job_id), keys.state(job_id), keys.result(job_id)]
-        attempt = int(self._claim(keys=keys_, args=[worker, self.ttl_ms, _now()]))
+        args = [worker, self.ttl_ms, _now(), _nonce()]
+        attempt = int(call_with_retry(self._claim, keys_, args, window_s=window_s))
         return Lease(job_id, worker, attempt) if attempt else None
 
     def renew(self, lease: Lease, progress: dict | None = None) -> bool:
@@ -109,7 +134,9 @@ class Leases:
         return keys_, [lease.token, self.ttl_ms, _now(), *extra]
 
     def release(self, lease: Lease) -> bool:
-        return bool(self._release(keys=[keys.lease(lease.job_id)], args=[lease.token]))
+        """Drop the lease; retried for up to a TTL (by then it has expired anyway)."""
+        keys_, window_s = [keys.lease(lease.job_id)], self.ttl_ms / 1000
+        return bool(call_with_retry(self._release, keys_, [lease.token], window_s=window_s))
 
     def holds(self, lease: Lease) -> bool:
         value = self.connection.get(keys.lease(lease.job_id))
@@ -132,25 +159,52 @@ class Leases:
         return bool(self._finalize(keys=keys_, args=args))
 
     def reap(self, job_id: str, attempt: int) -> int:
-        """Claim the right to requeue a job whose lease is gone: the preemption count, or 0."""
+        """Claim the right to requeue a job whose lease is gone: the preemption count, or 0.
+
+        Retried for up to a TTL: a reap that won must not be lost to a dropped reply."""
         keys_ = [keys.lease(job_id), keys.state(job_id), keys.attempts(job_id)]
-        return int(self._reap(keys=keys_, args=[str(attempt), _now()]))
+        args = [str(attempt), _now(), _nonce()]
+        return int(call_with_retry(self._reap, keys_, args, window_s=self.ttl_ms / 1000))
 
 
 class RedisUnreachable(Exception):
-    """Redis did not answer for a whole lease TTL: the lease must be presumed lost."""
+    """Redis did not answer within a retry window (for a lease: a whole TTL, after which
+    the lease must be presumed lost)."""
 
 
-def call_with_retry(fn, *args, window_s: float, pause_s: float = 0.5):
-    """`fn(*args)`, retried while Redis is briefly away (a restart, a blip)."""
+REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, RedisUnreachable)
+
+
+def call_with_retry(fn, *args, window_s: float, pause_s: float = 0.5, **kwargs):
+    """`fn(*args, **kwargs)`, retried while Redis is away (a restart, a blip) for up to
+    `window_s`, then RedisUnreachable. The pause doubles up to 2 s."""
     deadline = time.monotonic() + window_s
+    failures = 0
     while True:
         try:
-            return fn(*args)
+            return fn(*args, **kwargs)
         except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
             if time.monotonic() > deadline:
                 raise RedisUnreachable(f"Redis unreachable for {window_s:.0f} s: {exc}") from exc
-            time.sleep(pause_s)
+            if not failures:
+                log.warning(
+                    "Redis unreachable (%s: %s); retrying %s for up to %.0f s",
+                    type(exc).__name__,
+                    exc,
+                    _name_of(fn),
+                    window_s,
+                )
+            failures += 1
+            pause = min(pause_s * 2 ** min(failures - 1, 2), 2.0)
+            time.sleep(min(pause, max(deadline - time.monotonic(), 0.05)))
+
+
+def _name_of(fn) -> str:
+    return getattr(fn, "__qualname__", None) or type(fn).__name__
+
+
+def _nonce() -> str:
+    return os.urandom(8).hex()
 
 
 def _now() -> str:

@@ -18,7 +18,7 @@ from rq.registry import StartedJobRegistry
 from rq.serializers import JSONSerializer
 
 from jobs import keys
-from jobs.lease import RENEW_FN, Lease, Leases
+from jobs.lease import REDIS_OUTAGE_S, RENEW_FN, Lease, Leases, call_with_retry
 
 log = logging.getLogger("jobs.reaper")
 DEFAULT_PREEMPTION_BUDGET = 20
@@ -148,7 +148,7 @@ class Reaper:
                 f"preempted {preemptions} times (budget {self.preemption_budget}); "
                 "fix: raise --preemption-budget or look for a worker that keeps dying"
             )
-            fail_job(self.connection, job_id, reason)
+            call_with_retry(fail_job, self.connection, job_id, reason, window_s=REDIS_OUTAGE_S)
             return False
         log.warning(
             "job %s: lease of attempt %s expired; requeued (preemption %s)",
@@ -156,7 +156,10 @@ class Reaper:
             attempt,
             preemptions,
         )
-        requeue_job(self.connection, job_id, queue_name, at_front=True)
+        # this call won the reap: the job is requeued by it or by the reconciler, never twice
+        call_with_retry(
+            requeue_job, self.connection, job_id, queue_name, at_front=True, window_s=REDIS_OUTAGE_S
+        )
         return True
 
 

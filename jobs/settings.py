@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 
 import redis
-from redis.backoff import NoBackoff
+from redis.backoff import ExponentialWithJitterBackoff, NoBackoff
 from redis.retry import Retry
 
 SCHEMES = ("redis", "rediss")
@@ -46,6 +47,10 @@ class RedisSettings:
     # a connection idle longer than this is PINGed before its next command; leases renew
     # every TTL/3 and checkpoints come >= 30 s apart, so a busy worker rarely pings
     health_check_interval_s: int = 60
+    # a command that meets a dropped connection (hosted Redis closes idle ones after a few
+    # minutes, a restart closes all) reconnects and is sent again: this many times, with
+    # jittered backoff up to 2 s (~4 s in all); longer outages are the callers' to ride out
+    retries: int = 4
 
     @property
     def redacted_url(self) -> str:
@@ -156,6 +161,9 @@ def _client_kwargs(settings: RedisSettings) -> dict:
         "socket_timeout": settings.socket_timeout_s,
         "socket_connect_timeout": settings.socket_timeout_s,
         "health_check_interval": settings.health_check_interval_s,
+        "retry": Retry(ExponentialWithJitterBackoff(base=0.25, cap=2.0), settings.retries),
+        "socket_keepalive": True,
+        "socket_keepalive_options": keepalive_options(),
     }
     query = dict(parse_qsl(parts.query))
     if parts.scheme == "redis" and any(k.startswith("ssl") for k in query):
@@ -173,9 +181,18 @@ def _client_kwargs(settings: RedisSettings) -> dict:
     return kwargs
 
 
+def keepalive_options() -> dict[int, int]:
+    """TCP keepalive probes after 30 s idle, every 5 s, 3 of them; and (Linux) a 30 s bound
+    on unacknowledged data: a connection to a vanished host (a partition, not a restart)
+    fails within about a minute instead of hanging for RQ's 415 s socket timeout, so a
+    lease renewal notices in time to fence."""
+    wanted = {"TCP_KEEPIDLE": 30, "TCP_KEEPINTVL": 5, "TCP_KEEPCNT": 3, "TCP_USER_TIMEOUT": 30_000}
+    return {getattr(socket, n): v for n, v in wanted.items() if hasattr(socket, n)}
+
+
 def _check(settings: RedisSettings, kwargs: dict) -> None:
     """PING once, without retries, and turn a failure into one clear line."""
-    probe = redis.Redis.from_url(settings.url, **kwargs, retry=Retry(NoBackoff(), 0))
+    probe = redis.Redis.from_url(settings.url, **{**kwargs, "retry": Retry(NoBackoff(), 0)})
     try:
         probe.ping()
     except (redis.RedisError, OSError, ValueError) as exc:

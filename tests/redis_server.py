@@ -193,11 +193,13 @@ class RedisServer:
             self.proc.send_signal(signal.SIGKILL)
             self.proc.wait(timeout=10)
 
-    def restart(self, wipe: bool = False) -> RedisServer:
-        """Stop (if running) and start again on the same port and dir; `wipe` empties the dir."""
+    def restart(self, wipe: bool = False, down_s: float = 0.0) -> RedisServer:
+        """Stop (if running) and start again on the same port and dir, after `down_s`
+        seconds down; `wipe` empties the dir."""
         self.stop()
         if wipe:
             shutil.rmtree(self.data_dir, ignore_errors=True)
+        time.sleep(down_s)
         if not self._launch():
             raise RuntimeError(f"redis-server did not restart on {self.port}: {self._log_tail()}")
         return self

@@ -13,6 +13,7 @@ from pathlib import Path
 import redis
 
 from jobs import keys
+from jobs.lease import RedisUnreachable
 from jobs.settings import connect, redact
 from jobs.storage import preflight
 from jobs.versioning import code_version
@@ -83,32 +84,65 @@ def run_worker(
     name = name or default_name()
     log.info("worker %s runs code %s (install=%s)", name, code_version(), install)
     log.info(settings.budget.describe())
-    worked = False
-    while True:
-        worker = LeasedWorker(
-            queues or [keys.QUEUE], connection=connection, name=name, settings=settings
-        )
-        worked = worker.work(burst=burst, max_jobs=max_jobs, logging_level=log_level) or worked
-        if (
-            burst
-            or max_jobs
-            or worker.stop_signaled
-            or worker.session_over
-            or not _wait_for_redis(connection)
-        ):
-            return worked
-        log.warning("Redis answers again: working again")
+    loop = _Loop(connection, settings, name, queues or [keys.QUEUE], log_level)
+    return loop.run(burst, max_jobs)
+
+
+class _Loop:
+    """RQ's work loop, started again after a fault ended it (Redis away longer than the
+    worker's own retries), until the work is done: the queues empty (burst), `max_jobs`
+    jobs, a stop request or the session's end."""
+
+    def __init__(self, connection, settings, name, queues, log_level) -> None:
+        self.connection, self.settings, self.name = connection, settings, name
+        self.queues, self.log_level = queues, log_level
+
+    def run(self, burst: bool, max_jobs: int | None) -> bool:
+        worked, left = False, max_jobs
+        while True:
+            worker = None
+            try:
+                worker = LeasedWorker(
+                    self.queues, connection=self.connection, name=self.name, settings=self.settings
+                )
+                worked = (
+                    worker.work(burst=burst, max_jobs=left, logging_level=self.log_level) or worked
+                )
+            except (redis.exceptions.RedisError, RedisUnreachable) as exc:
+                log.error("worker loop ended: Redis unreachable (%s: %s)", type(exc).__name__, exc)
+                if worker is not None:
+                    worker.loop_fault = worker.loop_fault or exc
+            if worker is not None and left is not None:
+                left -= worker.jobs_done
+            if not _ended_by_fault(worker, burst, left) or not _wait_for_redis(self.connection):
+                return worked
+            log.warning("Redis answers again: working again")
+            time.sleep(1.0)  # a fault that recurs at once must not spin
+
+
+def _ended_by_fault(worker: LeasedWorker | None, burst: bool, left: int | None) -> bool:
+    """Whether RQ's loop ended for a fault (to start again) rather than for the end of work."""
+    if worker is None:
+        return True  # it could not even start
+    if worker.stop_signaled or worker.session_over or (left is not None and left <= 0):
+        return False
+    if worker.loop_fault is not None:
+        return True
+    return not burst  # without burst RQ's loop ends only on a stop or a fault
 
 
 def _wait_for_redis(connection: redis.Redis, max_wait_s: float = 600.0) -> bool:
-    """After RQ's loop ended on its own (Redis went away): wait until Redis answers."""
+    """After a fault ended RQ's loop (Redis went away): wait until Redis answers, for up to
+    `max_wait_s` (well beyond the 120 s outages a worker rides out)."""
     deadline = time.monotonic() + max_wait_s
     delay = 0.5
     while time.monotonic() < deadline:
         try:
             connection.ping()
             return True
-        except redis.exceptions.RedisError:
+        except (redis.exceptions.RedisError, OSError) as exc:
+            log.warning("waiting for Redis (%s)", type(exc).__name__)
             time.sleep(delay)
             delay = min(delay * 2, 10.0)
+    log.error("Redis unreachable for %.0f s: the worker stops", max_wait_s)
     return False

@@ -8,7 +8,6 @@ for a whole TTL (self-fencing), and runs the reaper every few seconds, busy or i
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import signal
@@ -19,7 +18,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import redis
-from rq import Worker
 from rq.job import JobStatus
 from rq.serializers import JSONSerializer
 from rq.worker import WorkerStatus
@@ -46,6 +44,7 @@ from jobs.versioning import code_version
 from worker.code_install import CodeInstaller, CodeUnavailable, switch_to
 from worker.horse import die_with_parent
 from worker.refusals import IDLE_POLL_S, Refusals
+from worker.resilience import REDIS_DOWN, ResilientWorker, counted
 from worker.session import SessionBudget
 
 log = logging.getLogger("worker")
@@ -73,8 +72,9 @@ class WorkerSettings:
     refusal_retry_s: float = 300.0  # a job this worker refused is not looked at again before
 
 
-class LeasedWorker(Worker):
-    """rq.Worker plus the lease protocol of DESIGN.md ("Leases, fencing and recovery")."""
+class LeasedWorker(ResilientWorker):
+    """rq.Worker plus the lease protocol of DESIGN.md ("Leases, fencing and recovery"),
+    on a ResilientWorker: no fault that is not its own death ends it."""
 
     def __init__(self, queues, *, settings: WorkerSettings, **kwargs) -> None:
         kwargs.setdefault("serializer", JSONSerializer)
@@ -147,6 +147,7 @@ class LeasedWorker(Worker):
             log.warning("heartbeat failed (%s); still monitoring the job", type(exc).__name__)
 
     # -- one job ----------------------------------------------------------------
+    @counted
     def execute_job(self, job, queue) -> None:
         refusal = self._refusal(job)
         if refusal:
@@ -177,7 +178,7 @@ class LeasedWorker(Worker):
             renewer.join()
             try:
                 self.leases.release(lease)
-            except Exception as exc:
+            except Exception as exc:  # it expires within a TTL anyway
                 log.warning("could not release lease of %s: %s", job.id, type(exc).__name__)
             self._lease = None
             if self._budget_handback:
@@ -257,22 +258,25 @@ class LeasedWorker(Worker):
 
     def _drop(self, job, queue) -> None:
         """A job whose result is final already: mark it finished, release its dependents."""
-        remove_started(self.connection, job.origin, job)
-        job.set_status(JobStatus.FINISHED)
-        queue.enqueue_dependents(job)
+        self._redis(remove_started, self.connection, job.origin, job)
+        self._redis(job.set_status, JobStatus.FINISHED)
+        self._redis(queue.enqueue_dependents, job)
 
     def _renew_until(self, lease: Lease, stop: threading.Event) -> None:
         interval = self.settings.lease_ttl_s / 3
         last_ok = time.monotonic()
         while not stop.wait(interval):
-            self._hand_back_if_session_ends()
             try:
+                self._hand_back_if_session_ends()
                 if self.reaper.renew_and_scan(lease, read_progress(self._progress_file)):
                     last_ok = time.monotonic()
                     continue
                 reason = "lease lost to a newer attempt"
-            except Exception as exc:
+            except Exception as exc:  # Redis away: retried at the next interval, for a TTL
                 if time.monotonic() - last_ok < self.settings.lease_ttl_s:
+                    log.warning(
+                        "job %s: lease renewal failed (%s)", lease.job_id, type(exc).__name__
+                    )
                     continue
                 reason = f"no renewal for {self.settings.lease_ttl_s:.0f} s ({type(exc).__name__})"
             log.error(
@@ -314,8 +318,11 @@ class LeasedWorker(Worker):
         return True
 
     def _record_duration(self, job, seconds: float) -> None:
-        if self._duration_key() and job.get_status() == JobStatus.FINISHED:
-            self.connection.hset(keys.DURATIONS, self._duration_key(), f"{seconds:.1f}")
+        try:
+            if self._duration_key() and job.get_status() == JobStatus.FINISHED:
+                self.connection.hset(keys.DURATIONS, self._duration_key(), f"{seconds:.1f}")
+        except REDIS_DOWN as exc:  # a hint for the session budget only
+            log.warning("duration of job %s not recorded (%s)", job.id, type(exc).__name__)
 
     def _hand_back_if_session_ends(self) -> None:
         if self._budget_handback or not self.settings.budget.must_hand_back():
@@ -325,9 +332,7 @@ class LeasedWorker(Worker):
             "session ends in %.0f s: checkpointing and handing the job back",
             self.settings.budget.remaining_s(),
         )
-        if self.horse_pid:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(self.horse_pid, signal.SIGUSR1)
+        self._signal_horse(signal.SIGUSR1, group=False)
 
     # -- the horse ----------------------------------------------------------------
     def main_work_horse(self, job, queue) -> None:
@@ -350,10 +355,8 @@ class LeasedWorker(Worker):
     def handle_warm_shutdown_request(self) -> None:
         """SIGTERM/SIGINT: ask the horse to checkpoint and hand its job back."""
         super().handle_warm_shutdown_request()
-        if self.horse_pid:
+        if self._signal_horse(signal.SIGUSR1, group=False):
             log.warning("stop requested: job will checkpoint and be handed back")
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(self.horse_pid, signal.SIGUSR1)
 
     # -- failures ----------------------------------------------------------------
     def handle_job_failure(
@@ -364,23 +367,24 @@ class LeasedWorker(Worker):
             lease is None
             or self._fenced.is_set()
             or self._horse_exit == EXIT_SUPERSEDED
-            or not self.leases.is_current(job.id, lease.attempt)
+            or not self._redis(self.leases.is_current, job.id, lease.attempt)
         )
         if superseded:
             log.warning("job %s: attempt superseded; writing nothing", job.id)
             return
         if self._horse_exit == EXIT_HANDBACK:
-            self.connection.hincrby(keys.state(job.id), "handbacks", 1)
-            self.connection.hset(keys.state(job.id), "status", "handed back")
-            requeue_job(self.connection, job.id, queue.name, at_front=True)
+            self._redis(self.connection.hincrby, keys.state(job.id), "handbacks", 1)
+            self._redis(self.connection.hset, keys.state(job.id), "status", "handed back")
+            self._redis(requeue_job, self.connection, job.id, queue.name, at_front=True)
             return
         self._count_failure(job, queue, exc_string, started_job_registry, execution)
 
     def _count_failure(self, job, queue, exc_string, registry, execution) -> None:
         text = exc_string or f"work horse exited with status {self._horse_exit}"
         last = text.strip().splitlines()[-1] if text.strip() else "unknown error"
-        count = self.connection.hincrby(keys.failures(job.id), last[:200], 1)
-        self.connection.hset(keys.state(job.id), mapping={"error": last[:500], "status": "crashed"})
+        count = self._redis(self.connection.hincrby, keys.failures(job.id), last[:200], 1)
+        crashed = {"error": last[:500], "status": "crashed"}
+        self._redis(self.connection.hset, keys.state(job.id), mapping=crashed)
         permanent = any(name in last for name in ("KindNotBuilt", "SpecError", "ConfigError"))
         if count < self.settings.poison_failures and not permanent:
             log.warning(
@@ -390,9 +394,11 @@ class LeasedWorker(Worker):
                 count,
                 self.settings.poison_failures,
             )
-            requeue_job(self.connection, job.id, queue.name)
+            self._redis(requeue_job, self.connection, job.id, queue.name)
             return
         log.error("job %s failed for good: %s", job.id, last)
-        self.connection.hset(keys.state(job.id), mapping={"status": "failed", "final_error": text})
+        failed = {"status": "failed", "final_error": text}
+        self._redis(self.connection.hset, keys.state(job.id), mapping=failed)
         super().handle_job_failure(job, queue, registry, exc_string=text, execution=execution)
-        cancel_dependents(self.connection, job.id, f"dependency {job.id} failed: {last}")
+        reason = f"dependency {job.id} failed: {last}"
+        self._redis(cancel_dependents, self.connection, job.id, reason)

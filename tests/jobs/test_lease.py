@@ -67,3 +67,34 @@ def test_claim_refuses_a_job_with_a_final_result(leases):
     lease = leases.claim("j1", "w1")
     assert leases.finalize(lease, "{}")
     assert leases.claim("j1", "w2") is None
+
+
+def test_every_script_is_idempotent_when_its_reply_is_lost(redis_server):
+    """A command that ran but whose reply was lost is sent again (redis-py's retry on a
+    dropped connection): the repeat must answer what the first call did."""
+    from jobs.settings import RedisSettings
+    from tests.tcp_proxy import TcpProxy
+
+    with TcpProxy(redis_server.port) as proxy:
+        client = RedisSettings(proxy.url(redis_server.url)).client()
+        leases = Leases(client, ttl_s=5.0)
+        warm = leases.claim("j0", "w1")  # loads every script: a lost reply is then a real run
+        leases.publish_checkpoint(warm, "{}", 1, keep=3)
+        leases.finalize(warm, "{}")
+        leases.reap("j0", warm.attempt)
+        lost = [proxy.on_request(b"EVALSHA", lose_reply=True)]
+        lease = leases.claim("j1", "w1")
+        assert lost[0].is_set() and lease.attempt == 1  # not 2: one claim, one attempt
+        for call in (
+            lambda: leases.publish_checkpoint(lease, '{"step": 5}', 5, keep=3),
+            lambda: leases.finalize(lease, '{"ok": true}'),
+        ):
+            lost.append(proxy.on_request(b"EVALSHA", lose_reply=True))
+            assert call() and lost[-1].is_set()
+        assert client.lrange(keys.checkpoints("j1"), 0, -1) == [b'{"step": 5}']
+        other = leases.claim("j2", "w1")
+        client.delete(keys.lease("j2"))
+        lost.append(proxy.on_request(b"EVALSHA", lose_reply=True))
+        assert leases.reap("j2", other.attempt) == 1 and lost[-1].is_set()
+        assert leases.reap("j2", other.attempt) == 0  # another reaper (a new call) loses
+        assert proxy.cuts == 4
