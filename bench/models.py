@@ -249,8 +249,8 @@ def lightgbm_col_wise(X, y, rounds: int) -> dict:
     choice, force_col_wise and force_row_wise."""
     import lightgbm as lgb
 
+    from factory.models.boosting_params import LightGBMParams
     from factory.models.lightgbm_model import booster_params
-    from factory.models.params import LightGBMParams
 
     messages: list[str] = []
 

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from factory.models import MODEL_NAMES
-from factory.models.params import resolve_params
+from factory.models import MODEL_NAMES, resolve_params
 
 
 def model_names() -> list[str]:

@@ -6,9 +6,10 @@ sets learned attributes, whose names end in `_`; `predict_proba(data, split)` gi
 (n, 3) float64 probabilities whose rows sum to 1; `save(dir)` / `load(dir)` write and
 read a bundle without pickle (JSON config plus the model's own weight format).
 
-Parameters are a frozen dataclass per model with a `profile` field: "tiny" trains in
-seconds on a CPU (tests, smoke runs), "default" has real sizes. `params_from(profile,
-overrides)` casts the string overrides by field type and rejects unknown keys.
+Parameters are a frozen dataclass per model (`Params`) with a `profile` field and its
+`PROFILES`: "tiny" trains in seconds on a CPU (tests, smoke runs), "default" has real
+sizes. `params_from(profile, overrides)` casts the string overrides by field type and
+rejects unknown keys (models/params.py).
 """
 
 from __future__ import annotations
@@ -60,8 +61,7 @@ class Model(ABC):
 
     name: ClassVar[str]
     kind: ClassVar[str]  # "tabular" | "sequence"
-    Params: ClassVar[type]
-    PROFILES: ClassVar[dict[str, dict[str, Any]]]
+    Params: ClassVar[type]  # a frozen dataclass with its PROFILES
 
     def __init__(self, params: Any = None) -> None:
         self.params = params
@@ -70,7 +70,7 @@ class Model(ABC):
 
     @classmethod
     def params_from(cls, profile: str = "default", overrides: dict[str, Any] | None = None):
-        return params_from(cls.Params, cls.PROFILES, profile, dict(overrides or {}))
+        return params_from(cls.Params, profile, dict(overrides or {}))
 
     def _resolve_params(self) -> Any:
         """The parameters, or the default profile's when none were given."""

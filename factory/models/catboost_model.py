@@ -20,7 +20,7 @@ from __future__ import annotations
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 from catboost import CatBoostClassifier, Pool
@@ -33,9 +33,9 @@ from factory.models.boosting import (
     record_round,
     report_metrics,
 )
-from factory.models.params import CATBOOST_TINY, N_CLASSES, CatBoostParams
+from factory.models.boosting_params import CatBoostParams
 from factory.training.context import TrainingContext
-from factory.training.training_data import TrainingData
+from factory.training.training_data import N_CLASSES, TrainingData
 
 SNAPSHOT_FILE = "snapshot.cbsnapshot"
 MODEL_FILE = "model.cbm"
@@ -99,7 +99,6 @@ class CatBoostModel(Model):
     name = "catboost"
     kind = "tabular"
     Params = CatBoostParams
-    PROFILES: ClassVar[dict[str, dict[str, Any]]] = {"tiny": CATBOOST_TINY, "default": {}}
 
     def fit(self, data: TrainingData, ctx: TrainingContext) -> CatBoostModel:
         self._resolve_params()

@@ -1,7 +1,7 @@
 """The one training loop of every sequence model (lstm, gru, tcn, patchtst, ...).
 
-A sequence model is a `SequenceModel` subclass that names its Params and builds its
-network: `build_net(n_features, params)` maps (batch, lookback, features) float32
+A sequence model is a `SequenceModel` subclass that names its Params and its network
+class `Net`: `Net(n_features, params)` maps (batch, lookback, features) float32
 windows to (batch, 3) logits. Everything else lives here, once:
 
 - AdamW, a cosine learning-rate schedule over the epochs, class-weighted cross-entropy,
@@ -26,9 +26,8 @@ from __future__ import annotations
 import io
 import logging
 import random
-from abc import abstractmethod
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -37,7 +36,7 @@ from torch import nn
 
 from factory.errors import ConfigError
 from factory.models.base import Model, host_rng_state, normalize_proba, set_host_rng_state
-from factory.models.params import SequenceParams
+from factory.models.deep_params import SequenceParams
 from factory.training.context import Checkpoint, TrainingContext
 from factory.training.training_data import N_CLASSES, TrainingData
 
@@ -252,14 +251,15 @@ class Trainer:
 
 
 class SequenceModel(Model):
-    """A model over lookback windows; subclasses set name, Params, PROFILES, build_net."""
+    """A model over lookback windows; subclasses set name, Params and Net."""
 
     kind = "sequence"
+    Net: ClassVar[type[nn.Module]]  # Net(n_features, params)
 
-    @staticmethod
-    @abstractmethod
-    def build_net(n_features: int, p: Any) -> nn.Module:
+    @classmethod
+    def build_net(cls, n_features: int, p: Any) -> nn.Module:
         """The network: (batch, lookback, n_features) float32 -> (batch, 3) logits."""
+        return cls.Net(n_features, p)
 
     def fit(self, data: TrainingData, ctx: TrainingContext) -> SequenceModel:
         p = self._resolve_params()

@@ -11,14 +11,12 @@ off by default for classification, where the level of a feature carries informat
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from factory.models.deep import SequenceModel
-from factory.models.params import ITRANSFORMER_TINY, ITransformerParams
+from factory.models.deep_params import ITransformerParams
 from factory.models.transformer import EncoderLayer
 from factory.training.training_data import N_CLASSES
 
@@ -52,8 +50,4 @@ class ITransformerNet(nn.Module):
 class ITransformerModel(SequenceModel):
     name = "itransformer"
     Params = ITransformerParams
-    PROFILES: ClassVar[dict[str, dict[str, Any]]] = {"tiny": ITRANSFORMER_TINY, "default": {}}
-
-    @staticmethod
-    def build_net(n_features: int, p: ITransformerParams) -> nn.Module:
-        return ITransformerNet(n_features, p)
+    Net = ITransformerNet

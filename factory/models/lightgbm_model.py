@@ -19,16 +19,16 @@ histogram path, measured ~5x slower per round on 1M x 100 (bench/models.py).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import lightgbm as lgb
 import numpy as np
 
 from factory.models.base import Model, normalize_proba
 from factory.models.boosting import Poller, fresh_state, record_round, report_metrics
-from factory.models.params import LIGHTGBM_TINY, N_CLASSES, LightGBMParams
+from factory.models.boosting_params import LightGBMParams
 from factory.training.context import TrainingContext
-from factory.training.training_data import TrainingData
+from factory.training.training_data import N_CLASSES, TrainingData
 
 MODEL_FILE = "model.txt"  # the checkpoint's file and the bundle's
 
@@ -97,7 +97,6 @@ class LightGBMModel(Model):
     name = "lightgbm"
     kind = "tabular"
     Params = LightGBMParams
-    PROFILES: ClassVar[dict[str, dict[str, Any]]] = {"tiny": LIGHTGBM_TINY, "default": {}}
 
     def fit(self, data: TrainingData, ctx: TrainingContext) -> LightGBMModel:
         p = self._resolve_params()

@@ -14,13 +14,11 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
-
 import torch
 from torch import nn
 
 from factory.models.deep import SequenceModel
-from factory.models.params import PATCHTST_TINY, PatchTSTParams
+from factory.models.deep_params import PatchTSTParams
 from factory.models.transformer import EncoderLayer
 from factory.training.training_data import N_CLASSES
 
@@ -88,8 +86,4 @@ class PatchTSTNet(nn.Module):
 class PatchTSTModel(SequenceModel):
     name = "patchtst"
     Params = PatchTSTParams
-    PROFILES: ClassVar[dict[str, dict[str, Any]]] = {"tiny": PATCHTST_TINY, "default": {}}
-
-    @staticmethod
-    def build_net(n_features: int, p: PatchTSTParams) -> nn.Module:
-        return PatchTSTNet(n_features, p)
+    Net = PatchTSTNet

@@ -9,15 +9,13 @@ The receptive field is 1 + 2 (kernel_size - 1)(2^num_levels - 1) steps.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import weight_norm
 
 from factory.models.deep import SequenceModel
-from factory.models.params import TCN_TINY, TCNParams
+from factory.models.deep_params import TCNParams
 from factory.training.training_data import N_CLASSES
 
 
@@ -69,8 +67,4 @@ class TCNNet(nn.Module):
 class TCNModel(SequenceModel):
     name = "tcn"
     Params = TCNParams
-    PROFILES: ClassVar[dict[str, dict[str, Any]]] = {"tiny": TCN_TINY, "default": {}}
-
-    @staticmethod
-    def build_net(n_features: int, p: TCNParams) -> nn.Module:
-        return TCNNet(n_features, p)
+    Net = TCNNet

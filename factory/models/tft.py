@@ -20,14 +20,13 @@ per-feature GRNs cost ~12x more at the default sizes).
 from __future__ import annotations
 
 import math
-from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from factory.models.deep import SequenceModel
-from factory.models.params import TFT_TINY, TFTParams
+from factory.models.deep_params import TFTParams
 from factory.training.training_data import N_CLASSES
 
 
@@ -146,8 +145,4 @@ class TFTNet(nn.Module):
 class TFTModel(SequenceModel):
     name = "tft"
     Params = TFTParams
-    PROFILES: ClassVar[dict[str, dict[str, Any]]] = {"tiny": TFT_TINY, "default": {}}
-
-    @staticmethod
-    def build_net(n_features: int, p: TFTParams) -> nn.Module:
-        return TFTNet(n_features, p)
+    Net = TFTNet

@@ -19,13 +19,13 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 import xgboost as xgb
 
 from factory.models.base import Model, normalize_proba
-from factory.models.params import XGBOOST_TINY, XGBoostParams
+from factory.models.boosting_params import XGBoostParams
 from factory.training.context import TrainingContext
 from factory.training.training_data import N_CLASSES, TrainingData
 
@@ -34,6 +34,26 @@ log = logging.getLogger("factory.models.xgboost")
 BOOSTER_FILE = "booster.ubj"
 MODEL_FILE = "model.ubj"
 STOP_POLL_S = 1.0
+
+
+def booster_params(p: XGBoostParams) -> dict[str, Any]:
+    return {
+        "objective": "multi:softprob",
+        "num_class": N_CLASSES,
+        "eval_metric": "mlogloss",
+        "tree_method": "hist",
+        "device": p.device,
+        "learning_rate": p.learning_rate,
+        "max_depth": p.max_depth,
+        "min_child_weight": p.min_child_weight,
+        "subsample": p.subsample,
+        "colsample_bytree": p.colsample_bytree,
+        "reg_lambda": p.reg_lambda,
+        "max_bin": p.max_bin,
+        "seed": p.seed,
+        "nthread": p.nthread,
+        "verbosity": 0,
+    }
 
 
 def _fresh_state() -> dict[str, Any]:
@@ -99,7 +119,6 @@ class XGBoostModel(Model):
     name = "xgboost"
     kind = "tabular"
     Params = XGBoostParams
-    PROFILES: ClassVar[dict[str, dict[str, Any]]] = {"tiny": XGBOOST_TINY, "default": {}}
 
     def fit(self, data: TrainingData, ctx: TrainingContext) -> XGBoostModel:
         p = self._resolve_params()
@@ -142,7 +161,7 @@ class XGBoostModel(Model):
         chunk_end = min(p.n_estimators, (state["rounds"] // every + 1) * every)
         monitor = _ChunkMonitor(state, p, ctx, chunk_end, since_save_s=self._since_save_s())
         booster = xgb.train(
-            p.booster_params(),
+            booster_params(p),
             dtrain,
             num_boost_round=chunk_end - state["rounds"],
             evals=[(dval, "val")],

@@ -37,8 +37,7 @@ from factory.evaluation.backtest import DEFAULT_THRESHOLD, backtest_dataset_rows
 from factory.evaluation.metrics import predictions_sha256
 from factory.evaluation.scores import class_prior, classification_report
 from factory.files import atomic_dir
-from factory.models import get_model
-from factory.models.params import resolve_params
+from factory.models import get_model, resolve_params
 from factory.training.context import TrainingContext
 from factory.training.training_data import load_training_data
 from factory.version import code_version

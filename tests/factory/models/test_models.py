@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -164,6 +166,26 @@ def test_unknown_horizon_names_the_available_ones(dataset_dir):
 
 
 # --- the registry and params -----------------------------------------------------------
+
+
+def test_one_registry_entry_per_model():
+    for name, entry in MODELS.items():
+        cls = get_model(name)
+        assert entry.name == cls.name == name and cls.Params is entry.params
+        assert set(entry.profiles) == {"tiny", "default"} and entry.search_space is None
+        assert entry.resolve({"profile": "tiny"}) == cls.params_from("tiny")
+
+
+def test_the_registry_imports_no_heavy_library():
+    """`submit` lists the models and checks their parameters: no torch, numpy, xgboost."""
+    code = (
+        "import sys, factory.models as m; m.resolve_params('tft', {'profile': 'tiny'});"
+        "m.resolve_params('xgboost', {'max_depth': '3'}); m.MODELS['lstm'].profiles;"
+        "heavy = ('torch', 'numpy', 'pandas', 'xgboost', 'lightgbm', 'catboost');"
+        "print(','.join(h for h in heavy if h in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
 
 
 def test_unknown_model_lists_known_names():
