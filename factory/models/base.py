@@ -4,7 +4,12 @@ A model is scikit-learn style: `__init__` only stores its parameters; `fit(data,
 trains through a TrainingContext (reports, checkpoints, stop requests, resume) and
 sets learned attributes, whose names end in `_`; `predict_proba(data, split)` gives
 (n, 3) float64 probabilities whose rows sum to 1; `save(dir)` / `load(dir)` write and
-read a bundle without pickle (JSON config plus the model's own weight format).
+read a bundle without pickle (JSON config, with the learned attributes named in
+`LEARNED`, plus the model's own weight format).
+
+A checkpoint's JSON state records its `format` (CHECKPOINT_FORMAT; none before format
+2, read as 1); a fit refuses, in one line, a checkpoint of a format it does not read,
+of another model or of other parameters.
 
 Parameters are a frozen dataclass per model (`Params`) with a `profile` field and its
 `PROFILES`: "tiny" trains in seconds on a CPU (tests, smoke runs), "default" has real
@@ -30,6 +35,8 @@ from factory.training.context import Checkpoint, StopTraining, Superseded, Train
 from factory.training.training_data import TrainingData
 
 CONFIG_FILE = "config.json"
+CHECKPOINT_FORMAT = 2  # 2: boosting models share one loop (models/boosting.py)
+READS_FORMATS = (1, 2)
 
 
 def normalize_proba(proba: np.ndarray) -> np.ndarray:
@@ -62,6 +69,7 @@ class Model(ABC):
     name: ClassVar[str]
     kind: ClassVar[str]  # "tabular" | "sequence"
     Params: ClassVar[type]  # a frozen dataclass with its PROFILES
+    LEARNED: ClassVar[tuple[str, ...]]  # learned attributes (less the "_") of a bundle
 
     def __init__(self, params: Any = None) -> None:
         self.params = params
@@ -109,7 +117,8 @@ class Model(ABC):
 
     def _save(self, ctx: TrainingContext, step: int, files: dict[str, bytes], state: dict) -> None:
         """Save a checkpoint; Superseded when the context refuses it (fenced)."""
-        state = {"model": self.name, "params": dataclasses.asdict(self.params)} | state
+        state = {"format": CHECKPOINT_FORMAT, "model": self.name} | state
+        state["params"] = dataclasses.asdict(self.params)
         if not ctx.save_checkpoint(step, files, state):
             raise Superseded(f"{self.name}: checkpoint at step {step} refused: superseded")
         self.checkpoint_steps_.append(step)
@@ -132,6 +141,13 @@ class Model(ABC):
             ctx.report(self.resumed_from_, total)
 
     def _check_resumable(self, checkpoint: Checkpoint) -> None:
+        version = checkpoint.state.get("format", 1)
+        if version not in READS_FORMATS:
+            raise FactoryError(
+                f"the checkpoint at step {checkpoint.step} has format {version!r}, this code "
+                f"reads formats {', '.join(map(str, READS_FORMATS))}; fix: resume it with the "
+                "code that wrote it, or use a new job id"
+            )
         saved = checkpoint.state.get("params")
         mine = dataclasses.asdict(self.params)
         if checkpoint.state.get("model") != self.name or saved != mine:
@@ -166,12 +182,14 @@ class Model(ABC):
             "horizon": self.horizon_,
         }
 
-    def _write_config(self, directory: Path, learned: dict[str, Any]) -> None:
+    def _write_config(self, directory: Path) -> None:
+        learned = {key: getattr(self, f"{key}_") for key in self.LEARNED}
         config = self._config() | {"learned": learned}
         (directory / CONFIG_FILE).write_text(json.dumps(config, indent=1))
 
     @classmethod
-    def _read_config(cls, directory: Path) -> tuple[Any, dict[str, Any]]:
+    def _read_config(cls, directory: Path) -> Model:
+        """The model of a bundle's config, its learned attributes set (weights not yet)."""
         config = json.loads((Path(directory) / CONFIG_FILE).read_text())
         if config.get("model") != cls.name:
             raise FactoryError(
@@ -181,7 +199,9 @@ class Model(ABC):
         model.feature_names_in_ = list(config["feature_names_in"])
         model.n_features_in_ = len(model.feature_names_in_)
         model.horizon_ = config["horizon"]
-        return model, config["learned"]
+        for key in cls.LEARNED:
+            setattr(model, f"{key}_", config["learned"][key])
+        return model
 
     @abstractmethod
     def save(self, directory: str | Path) -> Path: ...

@@ -1,16 +1,12 @@
-"""CatBoost multiclass classifier, checkpointed with CatBoost's own snapshots.
+"""CatBoost multiclass classifier on the shared chunked loop of models/boosting.py.
 
-Rounds are trained in chunks ending at multiples of `checkpoint_every_rounds` (a chunk
-ends early `checkpoint_every_s` after the last checkpoint, on early stopping, or when a
-stop is asked: a callback returns False). A chunk end checkpoints unless the last
-checkpoint is younger than `checkpoint_min_interval_s` (the end and a stop always do).
 Each chunk is one `fit(iterations=chunk_end, save_snapshot=True)`: CatBoost continues
-from the snapshot file when there is one and writes it again when the chunk ends. A
-checkpoint is that file's bytes + JSON state (early stopping across chunks,
-models/boosting.py); a resumed run puts the file back into a fresh temporary folder and
-goes on. A snapshot holds the whole learning state (trees, approximations, RNG), so a
-resumed run equals an uninterrupted one bit for bit, with row/feature sampling too, and
-wherever the chunks were cut (same thread count).
+from the snapshot file when there is one and writes it again when the chunk ends (a
+callback that returns False ends it early). A checkpoint holds that file's bytes; a
+resumed run puts them back into a fresh temporary folder and goes on. A snapshot holds
+the whole learning state (trees, approximations, RNG), so a resumed run equals an
+uninterrupted one bit for bit, with row/feature sampling too, and wherever the chunks
+were cut (same thread count).
 
 Files are written only into that temporary folder (snapshot, CatBoost's train_dir).
 """
@@ -18,27 +14,18 @@ Files are written only into that temporary folder (snapshot, CatBoost's train_di
 from __future__ import annotations
 
 import tempfile
-import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from catboost import CatBoostClassifier, Pool
 
-from factory.models.base import Model, normalize_proba
-from factory.models.boosting import (
-    Poller,
-    fresh_state,
-    next_boundary,
-    record_round,
-    report_metrics,
-)
+from factory.models.boosting import BoostingModel, Session
 from factory.models.boosting_params import CatBoostParams
-from factory.training.context import TrainingContext
-from factory.training.training_data import N_CLASSES, TrainingData
+from factory.training.training_data import TrainingData
 
 SNAPSHOT_FILE = "snapshot.cbsnapshot"
-MODEL_FILE = "model.cbm"
 NEVER_S = 10**9  # snapshot_interval: CatBoost writes the snapshot only when a chunk ends
 
 
@@ -72,142 +59,86 @@ def booster_params(p: CatBoostParams, iterations: int, train_dir: str) -> dict[s
     return out
 
 
-class _ChunkMonitor:
-    """CatBoost callback: tracks the validation log-loss; ends a chunk on patience,
-    wall time or a stop request."""
+class _Rounds:
+    """CatBoost callback: each round's validation log-loss to `after_round`, whose False
+    ends the fit; counts the rounds."""
 
-    def __init__(
-        self, state: dict, params: CatBoostParams, poller: Poller, since_save_s: float = 0.0
-    ) -> None:
-        self.state = state
-        self.params = params
-        self.poller = poller
-        self.last_save = time.monotonic() - since_save_s
-        self.time_cut = False
+    def __init__(self, after_round: Callable[[float], bool]) -> None:
+        self.after_round = after_round
+        self.rounds = 0
 
     def after_iteration(self, info) -> bool:
-        st, p = self.state, self.params
-        score = info.metrics["validation"]["MultiClass"][-1]
-        record_round(st, score, p.early_stopping_rounds, p.n_estimators)
-        if st["done"] or self.poller.poll():
-            return False
-        self.time_cut = time.monotonic() - self.last_save >= p.checkpoint_every_s
-        return not self.time_cut
+        self.rounds += 1
+        return self.after_round(info.metrics["validation"]["MultiClass"][-1])
 
 
-class CatBoostModel(Model):
-    name = "catboost"
-    kind = "tabular"
-    Params = CatBoostParams
-
-    def fit(self, data: TrainingData, ctx: TrainingContext) -> CatBoostModel:
-        self._resolve_params()
-        checkpoint = self._begin_fit(data, ctx)
-        state = fresh_state()
-        with tempfile.TemporaryDirectory(prefix="catboost-") as tmp:
-            snapshot = Path(tmp) / SNAPSHOT_FILE
-            if checkpoint is not None:
-                self._check_resumable(checkpoint)
-                self._report_resumed(ctx, self.params.n_estimators)
-                state = dict(checkpoint.state["train"])
-                snapshot.write_bytes(checkpoint.files[SNAPSHOT_FILE])
-            pools = self._pools(data)
-            model = None
-            while not state["done"]:
-                model = self._train_chunk(pools, snapshot, state, ctx)
-            if model is None:  # resumed from the last checkpoint: rebuild, train nothing
-                model = self._fit_to(pools, snapshot, state["rounds"], None)
-        self._finish(model, state)
-        return self
-
-    def _pools(self, data: TrainingData) -> tuple[Pool, Pool]:
+class _CatBoostSession(Session):
+    def __init__(self, p: CatBoostParams, data: TrainingData, raw: bytes | None) -> None:
+        self.p = p
         X, y = data.tabular("train")
-        train = Pool(X, y, weight=data.class_weights[y])
-        train.quantize(border_count=self.params.border_count)  # once, not at every chunk
+        self.train_pool = Pool(X, y, weight=data.class_weights[y])
+        self.train_pool.quantize(border_count=p.border_count)  # once, not at every chunk
         Xv, yv = data.tabular("val")
-        return train, Pool(Xv, yv, weight=data.class_weights[yv])
+        self.val_pool = Pool(Xv, yv, weight=data.class_weights[yv])
+        self.tmp = tempfile.TemporaryDirectory(prefix="catboost-")
+        self.snapshot = Path(self.tmp.name) / SNAPSHOT_FILE
+        if raw is not None:
+            self.snapshot.write_bytes(raw)
+        self.model: CatBoostClassifier | None = None
 
-    def _fit_to(self, pools, snapshot: Path, iterations: int, callback) -> CatBoostClassifier:
+    def _fit_to(self, iterations: int, callback: _Rounds | None) -> CatBoostClassifier:
         """Continue the snapshot (if any) up to `iterations` rounds."""
-        model = CatBoostClassifier(**booster_params(self.params, iterations, str(snapshot.parent)))
+        params = booster_params(self.p, iterations, str(self.snapshot.parent))
+        model = CatBoostClassifier(**params)
         model.fit(
-            pools[0],
-            eval_set=pools[1],
+            self.train_pool,
+            eval_set=self.val_pool,
             save_snapshot=True,
-            snapshot_file=str(snapshot),
+            snapshot_file=str(self.snapshot),
             snapshot_interval=NEVER_S,
             callbacks=[callback] if callback is not None else None,
         )
         return model
 
-    def _train_chunk(self, pools, snapshot: Path, state: dict, ctx: TrainingContext):
-        """Train to the next checkpoint boundary (or less) and save the snapshot there."""
-        p = self.params
-        poller = Poller(ctx)
-        chunk_end = next_boundary(state["rounds"], p.checkpoint_every_rounds, p.n_estimators)
-        monitor = _ChunkMonitor(state, p, poller, since_save_s=self._since_save_s())
-        model = self._fit_to(pools, snapshot, chunk_end, monitor)
-        if model.tree_count_ != state["rounds"]:
+    def train(self, start: int, until: int, after_round: Callable[[float], bool]) -> None:
+        rounds = _Rounds(after_round)
+        self.model = self._fit_to(until, rounds)
+        if self.model.tree_count_ != start + rounds.rounds:
             raise RuntimeError(
-                f"catboost: {model.tree_count_} trees after the chunk, expected {state['rounds']}"
+                f"catboost: {self.model.tree_count_} trees after the chunk, "
+                f"expected {start + rounds.rounds}"
             )
 
-        def files_and_state():
-            return {SNAPSHOT_FILE: snapshot.read_bytes()}, {"train": dict(state)}
+    def dump(self) -> bytes:
+        return self.snapshot.read_bytes()
 
-        if state["done"] or monitor.time_cut or self._boundary_save_due():
-            self._save(ctx, state["rounds"], *files_and_state())
-        ctx.report(state["rounds"], p.n_estimators, report_metrics(state))
-        if not state["done"]:
-            self._stop_if_asked(ctx, state["rounds"], files_and_state, asked=poller.asked)
-        return model
+    def final(self, rounds: int) -> CatBoostClassifier:
+        if self.model is None:  # resumed from the last checkpoint: rebuild, train nothing
+            self.model = self._fit_to(rounds, None)
+        return self.model
 
-    def _finish(self, model: CatBoostClassifier, state: dict) -> None:
-        self.booster_ = model
-        self.best_iteration_ = int(state["best_iteration"])
-        self.best_score_ = state["best_score"]
-        self.n_rounds_ = int(state["rounds"])
-        self.stop_reason_ = state["stop_reason"]
-        self.bit_exact_ = bool(state["bit_exact"])
+    def close(self) -> None:
+        self.tmp.cleanup()
 
-    def fit_summary(self) -> dict[str, Any]:
-        return super().fit_summary() | {
-            "best_iteration": self.best_iteration_,
-            "best_val_mlogloss": self.best_score_,
-            "rounds": self.n_rounds_,
-            "stop_reason": self.stop_reason_,
-        }
 
-    def predict_proba(self, data: TrainingData, split: str) -> np.ndarray:
-        self._check_fitted()
-        X, _ = data.tabular(split)
-        proba = self.booster_.predict_proba(
-            X, ntree_end=self.best_iteration_ + 1, thread_count=self.params.nthread
-        )
-        return normalize_proba(np.asarray(proba).reshape(len(X), N_CLASSES))
+class CatBoostModel(BoostingModel):
+    name = "catboost"
+    Params = CatBoostParams
+    CHECKPOINT_FILE = SNAPSHOT_FILE
+    MODEL_FILE = "model.cbm"
+    exact_resume = exact_cuts = True
 
-    def save(self, directory: str | Path) -> Path:
-        self._check_fitted()
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        self.booster_.save_model(str(directory / MODEL_FILE), format="cbm")
-        learned = {
-            "best_iteration": self.best_iteration_,
-            "best_score": self.best_score_,
-            "n_rounds": self.n_rounds_,
-            "stop_reason": self.stop_reason_,
-        }
-        self._write_config(directory, learned)
-        return directory
+    def _session(self, data: TrainingData, raw: bytes | None) -> Session:
+        return _CatBoostSession(self.params, data, raw)
+
+    def _predict(self, X: np.ndarray, n_trees: int) -> np.ndarray:
+        return self.booster_.predict_proba(X, ntree_end=n_trees, thread_count=self.params.nthread)
+
+    def _write_booster(self, path: Path) -> None:
+        self.booster_.save_model(str(path), format="cbm")
 
     @classmethod
-    def load(cls, directory: str | Path) -> CatBoostModel:
-        model, learned = cls._read_config(Path(directory))
+    def _read_booster(cls, path: Path, params: CatBoostParams) -> CatBoostClassifier:
         booster = CatBoostClassifier()
-        booster.load_model(str(Path(directory) / MODEL_FILE), format="cbm")
-        model.booster_ = booster
-        model.best_iteration_ = int(learned["best_iteration"])
-        model.best_score_ = learned["best_score"]
-        model.n_rounds_ = int(learned["n_rounds"])
-        model.stop_reason_ = learned["stop_reason"]
-        return model
+        booster.load_model(str(path), format="cbm")
+        return booster

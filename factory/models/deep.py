@@ -45,7 +45,6 @@ log = logging.getLogger("factory.models.deep")
 TORCH_FILE = "torch.pt"
 MODEL_FILE = "model.pt"
 PREDICT_BATCH = 1024
-LEARNED = ("best_epoch", "best_val_loss", "epochs_run", "stop_reason", "history")
 
 
 def pick_device(p: SequenceParams) -> torch.device:
@@ -254,6 +253,7 @@ class SequenceModel(Model):
     """A model over lookback windows; subclasses set name, Params and Net."""
 
     kind = "sequence"
+    LEARNED = ("best_epoch", "best_val_loss", "epochs_run", "stop_reason", "history")
     Net: ClassVar[type[nn.Module]]  # Net(n_features, params)
 
     @classmethod
@@ -344,12 +344,12 @@ class SequenceModel(Model):
         directory.mkdir(parents=True, exist_ok=True)
         state = {k: v.detach().cpu() for k, v in self.net_.state_dict().items()}
         torch.save(state, directory / MODEL_FILE)
-        self._write_config(directory, {k: getattr(self, f"{k}_") for k in LEARNED})
+        self._write_config(directory)
         return directory
 
     @classmethod
     def load(cls, directory: str | Path, device: str | None = None) -> SequenceModel:
-        model, learned = cls._read_config(Path(directory))
+        model = cls._read_config(Path(directory))
         p = model.params
         net = cls.build_net(model.n_features_in_, p)
         state = torch.load(Path(directory) / MODEL_FILE, map_location="cpu", weights_only=True)
@@ -357,6 +357,4 @@ class SequenceModel(Model):
         model.device_ = torch.device(device) if device else pick_device(p)
         model.amp_ = amp_dtype(p, model.device_)
         model.net_ = net.to(model.device_).eval()
-        for key in LEARNED:
-            setattr(model, f"{key}_", learned[key])
         return model

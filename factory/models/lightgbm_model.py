@@ -1,16 +1,14 @@
-"""LightGBM multiclass classifier, checkpointed every N boosting rounds.
+"""LightGBM multiclass classifier on the shared chunked loop of models/boosting.py.
 
-One `lightgbm.train` call trains the remaining rounds; its callback keeps early stopping
-on the validation log-loss (state that survives resumes, see models/boosting.py) and
-writes a checkpoint (the model text + JSON state) at every multiple of
-`checkpoint_every_rounds` unless the last one is younger than
-`checkpoint_min_interval_s`, `checkpoint_every_s` after the last one, at the end and
-when a stop is asked. A resumed run continues from the saved text with
-`init_model=`: LightGBM starts it from the saved trees' raw scores, which equal the
-scores the uninterrupted run accumulated, so without row/column sampling a resumed run
-equals an uninterrupted one bit for bit (where checkpoints fall never matters: between
-them the booster stays in memory). With bagging or feature_fraction the sampling RNG
-restarts on resume, and such a run reports `bit_exact: false`.
+The booster stays in memory between chunks: the first chunk is a `lightgbm.train` call
+(from the checkpoint's model text with `init_model=` on a resume) that keeps its
+booster live and returns at the chunk's end; later chunks go on with
+`Booster.update()`, as `lightgbm.train` itself does round by round. So where chunks
+end never matters, sampling or not. A resumed run starts from the saved trees' raw
+scores, which equal the scores the uninterrupted run accumulated, so without
+row/column sampling it equals an uninterrupted one bit for bit; with bagging or
+feature_fraction the sampling RNG restarts on resume, and such a run reports
+`bit_exact: false`. A checkpoint holds the model text.
 
 `force_col_wise=True` always: LightGBM's automatic choice can pick the row-wise
 histogram path, measured ~5x slower per round on 1M x 100 (bench/models.py).
@@ -18,16 +16,15 @@ histogram path, measured ~5x slower per round on 1M x 100 (bench/models.py).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import lightgbm as lgb
 import numpy as np
 
-from factory.models.base import Model, normalize_proba
-from factory.models.boosting import Poller, fresh_state, record_round, report_metrics
+from factory.models.boosting import BoostingModel, Session
 from factory.models.boosting_params import LightGBMParams
-from factory.training.context import TrainingContext
 from factory.training.training_data import N_CLASSES, TrainingData
 
 MODEL_FILE = "model.txt"  # the checkpoint's file and the bundle's
@@ -55,129 +52,78 @@ def booster_params(p: LightGBMParams) -> dict[str, Any]:
     }
 
 
-class _Checkpointer:
-    """The `lightgbm.train` callback: early stopping, checkpoints, stop requests."""
+class _FirstChunk:
+    """The `lightgbm.train` callback of a session's first chunk: each round's validation
+    log-loss to `after_round`; its False, or the chunk's last round, ends the call."""
 
     order = 100  # after any other callback
 
-    def __init__(self, model: LightGBMModel, ctx: TrainingContext, state: dict) -> None:
-        self.model = model
-        self.ctx = ctx
-        self.state = state
-        self.poller = Poller(ctx)
-        self.text: str | None = None
+    def __init__(self, after_round: Callable[[float], bool], rounds: int) -> None:
+        self.after_round = after_round
+        self.left = rounds
 
     def __call__(self, env: lgb.callback.CallbackEnv) -> None:
-        st, model = self.state, self.model
-        p = model.params
         (_, _, score, _) = env.evaluation_result_list[0]
-        record_round(st, score, p.early_stopping_rounds, p.n_estimators)
-        asked = self.poller.poll()
-        boundary = st["rounds"] % p.checkpoint_every_rounds == 0
-        late = model._since_save_s() >= p.checkpoint_every_s
-        if st["done"] or asked or late or (boundary and model._boundary_save_due()):
-            self.checkpoint(env.model)
-            if not st["done"]:
-                self.model._stop_if_asked(self.ctx, st["rounds"], None, asked=asked)
-        elif boundary:  # progress at every boundary, checkpointed or not
-            self.ctx.report(st["rounds"], p.n_estimators, report_metrics(st))
-        if st["done"]:
-            raise lgb.callback.EarlyStopException(st["best_iteration"], [])
-
-    def checkpoint(self, booster: lgb.Booster) -> None:
-        st = self.state
-        self.text = booster.model_to_string(num_iteration=-1)
-        self.model._save(
-            self.ctx, st["rounds"], {MODEL_FILE: self.text.encode()}, {"train": dict(st)}
-        )
-        self.ctx.report(st["rounds"], self.model.params.n_estimators, report_metrics(st))
+        self.left -= 1
+        if not self.after_round(score) or self.left == 0:
+            raise lgb.callback.EarlyStopException(env.iteration, [])
 
 
-class LightGBMModel(Model):
-    name = "lightgbm"
-    kind = "tabular"
-    Params = LightGBMParams
-
-    def fit(self, data: TrainingData, ctx: TrainingContext) -> LightGBMModel:
-        p = self._resolve_params()
-        checkpoint = self._begin_fit(data, ctx)
-        state, text = fresh_state(), None
-        if checkpoint is not None:
-            self._check_resumable(checkpoint)
-            self._report_resumed(ctx, p.n_estimators)
-            state, text = dict(checkpoint.state["train"]), checkpoint.files[MODEL_FILE].decode()
-            if p.sampling and not state["done"]:
-                state["bit_exact"] = False  # the bagging / feature RNG restarts
-        if not state["done"]:
-            text = self._train(data, ctx, state, text)
-        self._finish(text, state)
-        return self
-
-    def _train(self, data: TrainingData, ctx: TrainingContext, state: dict, text: str | None):
-        """Train the remaining rounds; the model text of the last checkpoint."""
-        p = self.params
+class _LightGBMSession(Session):
+    def __init__(self, p: LightGBMParams, data: TrainingData, raw: bytes | None) -> None:
+        self.p = p
+        self.text = raw.decode() if raw is not None else None  # the booster's, if current
+        self.booster: lgb.Booster | None = None  # live, with its training data
         X, y = data.tabular("train")
-        dtrain = lgb.Dataset(X, y, weight=data.class_weights[y])
+        self.dtrain = lgb.Dataset(X, y, weight=data.class_weights[y])
         Xv, yv = data.tabular("val")
-        dval = lgb.Dataset(Xv, yv, weight=data.class_weights[yv], reference=dtrain)
-        saver = _Checkpointer(self, ctx, state)
-        lgb.train(
-            booster_params(p),
-            dtrain,
-            num_boost_round=p.n_estimators - state["rounds"],
-            valid_sets=[dval],
-            valid_names=["val"],
-            init_model=lgb.Booster(model_str=text) if text is not None else None,
-            callbacks=[saver],
-            keep_training_booster=True,  # no text round trip at the end: we have it
-        )
-        return saver.text
+        self.dval = lgb.Dataset(Xv, yv, weight=data.class_weights[yv], reference=self.dtrain)
 
-    def _finish(self, text: str, state: dict) -> None:
+    def train(self, start: int, until: int, after_round: Callable[[float], bool]) -> None:
+        if self.booster is None:
+            self.booster = lgb.train(
+                booster_params(self.p),
+                self.dtrain,
+                num_boost_round=self.p.n_estimators - start,
+                valid_sets=[self.dval],
+                valid_names=["val"],
+                init_model=lgb.Booster(model_str=self.text) if self.text is not None else None,
+                callbacks=[_FirstChunk(after_round, until - start)],
+                keep_training_booster=True,  # live: later chunks update it
+            )
+        else:
+            for _ in range(until - start):
+                self.booster.update()
+                if not after_round(self.booster.eval_valid()[0][2]):
+                    break
+        self.text = None
+
+    def dump(self) -> bytes:
+        if self.text is None:
+            self.text = self.booster.model_to_string(num_iteration=-1)
+        return self.text.encode()
+
+    def final(self, rounds: int) -> lgb.Booster:
         # from the text, as a loaded bundle: same predictions, and no training data held
-        self.booster_ = lgb.Booster(model_str=text)
-        self.best_iteration_ = int(state["best_iteration"])
-        self.best_score_ = state["best_score"]
-        self.n_rounds_ = int(state["rounds"])
-        self.stop_reason_ = state["stop_reason"]
-        self.bit_exact_ = bool(state["bit_exact"])
+        return lgb.Booster(model_str=self.dump().decode())
 
-    def fit_summary(self) -> dict[str, Any]:
-        return super().fit_summary() | {
-            "best_iteration": self.best_iteration_,
-            "best_val_mlogloss": self.best_score_,
-            "rounds": self.n_rounds_,
-            "stop_reason": self.stop_reason_,
-        }
 
-    def predict_proba(self, data: TrainingData, split: str) -> np.ndarray:
-        self._check_fitted()
-        X, _ = data.tabular(split)
-        proba = self.booster_.predict(
-            X, num_iteration=self.best_iteration_ + 1, num_threads=self.params.nthread
-        )
-        return normalize_proba(np.asarray(proba).reshape(len(X), N_CLASSES))
+class LightGBMModel(BoostingModel):
+    name = "lightgbm"
+    Params = LightGBMParams
+    CHECKPOINT_FILE = MODEL_FILE
+    MODEL_FILE = MODEL_FILE
+    exact_cuts = True
 
-    def save(self, directory: str | Path) -> Path:
-        self._check_fitted()
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        self.booster_.save_model(str(directory / MODEL_FILE), num_iteration=-1)
-        learned = {
-            "best_iteration": self.best_iteration_,
-            "best_score": self.best_score_,
-            "n_rounds": self.n_rounds_,
-            "stop_reason": self.stop_reason_,
-        }
-        self._write_config(directory, learned)
-        return directory
+    def _session(self, data: TrainingData, raw: bytes | None) -> Session:
+        return _LightGBMSession(self.params, data, raw)
+
+    def _predict(self, X: np.ndarray, n_trees: int) -> np.ndarray:
+        return self.booster_.predict(X, num_iteration=n_trees, num_threads=self.params.nthread)
+
+    def _write_booster(self, path: Path) -> None:
+        self.booster_.save_model(str(path), num_iteration=-1)
 
     @classmethod
-    def load(cls, directory: str | Path) -> LightGBMModel:
-        model, learned = cls._read_config(Path(directory))
-        model.booster_ = lgb.Booster(model_file=str(Path(directory) / MODEL_FILE))
-        model.best_iteration_ = int(learned["best_iteration"])
-        model.best_score_ = learned["best_score"]
-        model.n_rounds_ = int(learned["n_rounds"])
-        model.stop_reason_ = learned["stop_reason"]
-        return model
+    def _read_booster(cls, path: Path, params: LightGBMParams) -> lgb.Booster:
+        return lgb.Booster(model_file=str(path))

@@ -1,11 +1,13 @@
 """Checkpoints written by older code resume, or are refused in one line; never misread.
 
 fixtures/<model>-format1/ hold the first checkpoint of a tiny run written by the code
-before the boosting models shared one loop (see fixtures/README.md).
+before the boosting models shared one loop (format 1, see fixtures/README.md); today's
+checkpoints are format 2 (factory/models/base.py, boosting.py).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -14,8 +16,10 @@ import pytest
 from factory.data.config import DatasetConfig
 from factory.data.dataset import build_dataset
 from factory.data.synthetic import synthetic_bars, write_raw
+from factory.errors import FactoryError
 from factory.models import get_model
-from factory.training.context import Checkpoint
+from factory.models.base import CHECKPOINT_FORMAT
+from factory.training.context import Checkpoint, StopTraining
 from factory.training.training_data import load_training_data
 from tests.factory.models.test_models import (
     MemoryContext,
@@ -62,3 +66,42 @@ def test_a_format1_checkpoint_resumes(name, data):
     if first.files == old.files:
         proba = model.predict_proba(data, "test")
         assert proba.tobytes() == reference.predict_proba(data, "test").tobytes()
+
+
+def _altered(checkpoint: Checkpoint, files=None, **state) -> Checkpoint:
+    files = dict(checkpoint.files) if files is None else files
+    return dataclasses.replace(checkpoint, files=files, state=checkpoint.state | state)
+
+
+def _refusal(name: str, overrides: dict, checkpoint: Checkpoint, data) -> str:
+    with pytest.raises(FactoryError) as info:
+        get_model(name)(params_of(name, **overrides)).fit(
+            data, MemoryContext(checkpoints=[checkpoint])
+        )
+    message = str(info.value)
+    assert "\n" not in message and "fix:" in message
+    return message
+
+
+@pytest.mark.parametrize("name", FORMAT1)
+def test_a_checkpoint_of_a_format_this_code_does_not_read_is_refused(name, data):
+    old, overrides = old_checkpoint(name)
+    newer = _altered(old, format=CHECKPOINT_FORMAT + 1)
+    assert f"format {CHECKPOINT_FORMAT + 1}" in _refusal(name, overrides, newer, data)
+
+
+def test_a_boosting_checkpoint_is_never_misread(data):
+    """A state of other keys than the format's, or a missing booster file: refused."""
+    old, overrides = old_checkpoint("xgboost")
+    mislabelled = _altered(old, format=2)  # format 1's `time_cut` under format 2
+    assert "time_cut" in _refusal("xgboost", overrides, mislabelled, data)
+    assert "files []" in _refusal("xgboost", overrides, _altered(old, files={}), data)
+
+
+@pytest.mark.parametrize("name", ["xgboost", "lstm"])
+def test_checkpoints_are_written_in_todays_format(name, data):
+    ctx = MemoryContext()
+    ctx.should_stop = lambda: True
+    with pytest.raises(StopTraining):
+        get_model(name)(params_of(name)).fit(data, ctx)
+    assert ctx.checkpoints[0].state["format"] == CHECKPOINT_FORMAT == 2

@@ -291,10 +291,8 @@ def test_min_interval_skips_boundaries_but_never_a_stop(name, data, fitted, monk
     step, then resumed, a fit checkpoints there and at its end only, and trains the
     same model as an uninterrupted run."""
     import factory.models.boosting as boosting
-    import factory.models.xgboost_model as xgboost_model
 
     monkeypatch.setattr(boosting, "STOP_POLL_S", 0.0)  # ask at every round
-    monkeypatch.setattr(xgboost_model, "STOP_POLL_S", 0.0)
     _, whole, uninterrupted = fitted[name]
     final = uninterrupted.checkpoint_steps[-1]
     assert len(uninterrupted.checkpoint_steps) > 2  # the tiny profile: every boundary
