@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import sysconfig
@@ -43,6 +44,7 @@ def fresh_venv(tmp_path: Path) -> Path:
     probe = subprocess.run(
         [str(python), "-c", "import importlib.util as u; print(u.find_spec('jobs'))"],
         capture_output=True, text=True, check=True, cwd=tmp_path,
+        env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"},
     )  # fmt: skip
     assert probe.stdout.strip() == "None", "the fresh environment must not see ml-factory"
     return python
