@@ -70,6 +70,7 @@ class Model(ABC):
     kind: ClassVar[str]  # "tabular" | "sequence"
     Params: ClassVar[type]  # a frozen dataclass with its PROFILES
     LEARNED: ClassVar[tuple[str, ...]]  # learned attributes (less the "_") of a bundle
+    SUMMARY: ClassVar[dict[str, str]] = {}  # fit_summary field -> learned attribute
 
     def __init__(self, params: Any = None) -> None:
         self.params = params
@@ -101,7 +102,14 @@ class Model(ABC):
             "resumed_from": self.resumed_from_,
             "checkpoint_steps": list(self.checkpoint_steps_),
             "bit_exact": bool(self.bit_exact_),
-        }
+            "stop_reason": self.stop_reason_,
+        } | {field: getattr(self, attr) for field, attr in self.SUMMARY.items()}
+
+    def _end_fit(self, state: dict[str, Any]) -> None:
+        """What every fit learns from its final train state: why it ended, and whether
+        it is bit-exact (a resume or a cut can make it not)."""
+        self.stop_reason_ = state["stop_reason"]
+        self.bit_exact_ = bool(state["bit_exact"])
 
     def _begin_fit(self, data: TrainingData, ctx: TrainingContext) -> Checkpoint | None:
         self._resolve_params()
@@ -131,7 +139,7 @@ class Model(ABC):
 
     def _boundary_save_due(self) -> bool:
         """Whether a round/epoch boundary checkpoints: not while the last checkpoint is
-        younger than `checkpoint_min_interval_s` (see params.check_checkpoint_cadence)."""
+        younger than `checkpoint_min_interval_s` (see params.TrainingParams)."""
         return self._since_save_s() >= self.params.checkpoint_min_interval_s
 
     def _report_resumed(self, ctx: TrainingContext, total: int) -> None:

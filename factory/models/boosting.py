@@ -146,6 +146,11 @@ class BoostingModel(Model):
 
     kind = "tabular"
     LEARNED = ("best_iteration", "best_score", "n_rounds", "stop_reason")
+    SUMMARY: ClassVar[dict[str, str]] = {
+        "best_iteration": "best_iteration_",
+        "best_val_mlogloss": "best_score_",
+        "rounds": "n_rounds_",
+    }
     CHECKPOINT_FILE: ClassVar[str]  # the booster's file in a checkpoint
     MODEL_FILE: ClassVar[str]  # the booster's file in a bundle
     exact_resume: ClassVar[bool] = False  # a resume is bit-exact even with sampling
@@ -223,20 +228,11 @@ class BoostingModel(Model):
             self._stop_if_asked(ctx, state["rounds"], snapshot, asked=chunk.poller.asked)
 
     def _finish(self, booster: Any, state: dict) -> None:
+        self._end_fit(state)
         self.booster_ = booster
         self.best_iteration_ = int(state["best_iteration"])
         self.best_score_ = state["best_score"]
         self.n_rounds_ = int(state["rounds"])
-        self.stop_reason_ = state["stop_reason"]
-        self.bit_exact_ = bool(state["bit_exact"])
-
-    def fit_summary(self) -> dict[str, Any]:
-        return super().fit_summary() | {
-            "best_iteration": self.best_iteration_,
-            "best_val_mlogloss": self.best_score_,
-            "rounds": self.n_rounds_,
-            "stop_reason": self.stop_reason_,
-        }
 
     # --- predictions and bundles ----------------------------------------------------
 

@@ -8,50 +8,46 @@ under a second on a CPU (tests, smoke runs), "default" has real sizes.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from factory.errors import ConfigError
-from factory.models.params import check_checkpoint_cadence, check_positive
+from factory.models.params import Profiles, TrainingParams, tiny_and_default
 
 CATBOOST_BOOTSTRAPS = ("Bayesian", "Bernoulli", "MVS", "No")
 
 # every boosting model's tiny profile starts from these
-_TINY = {
-    "n_estimators": 40,
-    "learning_rate": 0.3,
-    "early_stopping_rounds": 10,
-    "checkpoint_every_rounds": 10,
-    "checkpoint_min_interval_s": 0.0,
-    "nthread": 2,
-}
+_TINY = dict(
+    n_estimators=40,
+    learning_rate=0.3,
+    early_stopping_rounds=10,
+    checkpoint_every_rounds=10,
+    nthread=2,
+)
 
 
 @dataclass(frozen=True)
-class BoostingParams:
-    """The fields every boosting model has: rounds, early stopping, checkpoint cadence."""
+class BoostingParams(TrainingParams):
+    """The fields every boosting model has: rounds, early stopping, round cadence, threads."""
 
-    profile: str = "default"
+    POSITIVE = ("n_estimators", "learning_rate", "early_stopping_rounds")
+    POSITIVE += ("checkpoint_every_rounds", "nthread")
+
     n_estimators: int = 2000
     learning_rate: float = 0.05
     early_stopping_rounds: int = 100
     checkpoint_every_rounds: int = 100
-    checkpoint_every_s: float = 120.0
-    checkpoint_min_interval_s: float = 30.0  # see params.check_checkpoint_cadence
-    seed: int = 0
     nthread: int = 4
-
-    def __post_init__(self) -> None:
-        check_positive(self, "n_estimators", "learning_rate", "early_stopping_rounds")
-        check_positive(self, "checkpoint_every_rounds", "checkpoint_every_s", "nthread")
-        check_checkpoint_cadence(self)
 
 
 @dataclass(frozen=True)
 class XGBoostParams(BoostingParams):
-    PROFILES: ClassVar[dict[str, dict[str, Any]]] = {
-        "tiny": _TINY | {"max_depth": 3, "subsample": 1.0, "colsample_bytree": 1.0, "max_bin": 64},
-        "default": {},
-    }
+    """Histogram trees; row/column sampling below 1 makes a resumed run not bit-exact."""
+
+    PROFILES: ClassVar[Profiles] = tiny_and_default(
+        _TINY | {"max_depth": 3, "subsample": 1.0, "colsample_bytree": 1.0, "max_bin": 64}
+    )
+    POSITIVE = ("max_depth", "max_bin")
+    FRACTIONS = ("subsample", "colsample_bytree")
 
     max_depth: int = 6
     min_child_weight: float = 1.0
@@ -61,12 +57,6 @@ class XGBoostParams(BoostingParams):
     max_bin: int = 256
     device: str = "cpu"
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        check_positive(self, "max_depth", "max_bin")
-        if not (0 < self.subsample <= 1 and 0 < self.colsample_bytree <= 1):
-            raise ConfigError("subsample and colsample_bytree must lie in (0, 1]")
-
     @property
     def sampling(self) -> bool:
         return self.subsample < 1 or self.colsample_bytree < 1
@@ -74,12 +64,15 @@ class XGBoostParams(BoostingParams):
 
 @dataclass(frozen=True)
 class LightGBMParams(BoostingParams):
-    PROFILES: ClassVar[dict[str, dict[str, Any]]] = {
-        "tiny": _TINY
+    """Leaf-wise trees; bagging or feature_fraction makes a resumed run not bit-exact."""
+
+    PROFILES: ClassVar[Profiles] = tiny_and_default(
+        _TINY
         | {"num_leaves": 7, "min_data_in_leaf": 20, "max_bin": 63}
-        | {"feature_fraction": 1.0, "bagging_fraction": 1.0, "bagging_freq": 0},
-        "default": {},
-    }
+        | {"feature_fraction": 1.0, "bagging_fraction": 1.0, "bagging_freq": 0}
+    )
+    POSITIVE = ("num_leaves", "min_data_in_leaf", "max_bin")
+    FRACTIONS = ("feature_fraction", "bagging_fraction")
 
     num_leaves: int = 63
     max_depth: int = -1  # -1: no limit
@@ -92,9 +85,6 @@ class LightGBMParams(BoostingParams):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        check_positive(self, "num_leaves", "min_data_in_leaf", "max_bin")
-        if not (0 < self.feature_fraction <= 1 and 0 < self.bagging_fraction <= 1):
-            raise ConfigError("feature_fraction and bagging_fraction must lie in (0, 1]")
         if self.max_depth == 0 or self.max_depth < -1 or self.bagging_freq < 0:
             raise ConfigError(
                 f"max_depth={self.max_depth} bagging_freq={self.bagging_freq}; fix: max_depth "
@@ -109,10 +99,12 @@ class LightGBMParams(BoostingParams):
 
 @dataclass(frozen=True)
 class CatBoostParams(BoostingParams):
-    PROFILES: ClassVar[dict[str, dict[str, Any]]] = {
-        "tiny": _TINY | {"depth": 4, "border_count": 32},
-        "default": {},
-    }
+    """Symmetric (oblivious) trees; a resumed run is bit-exact, row/feature sampling or
+    not: a CatBoost snapshot holds the whole learning state."""
+
+    PROFILES: ClassVar[Profiles] = tiny_and_default(_TINY | {"depth": 4, "border_count": 32})
+    POSITIVE = ("depth", "border_count")
+    FRACTIONS = ("rsm", "subsample")
 
     depth: int = 6
     l2_leaf_reg: float = 3.0
@@ -124,9 +116,6 @@ class CatBoostParams(BoostingParams):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        check_positive(self, "depth", "border_count")
-        if not (0 < self.rsm <= 1 and 0 < self.subsample <= 1):
-            raise ConfigError("rsm and subsample must lie in (0, 1]")
         if self.bootstrap_type not in CATBOOST_BOOTSTRAPS:
             raise ConfigError(
                 f"bootstrap_type={self.bootstrap_type}; "

@@ -254,6 +254,11 @@ class SequenceModel(Model):
 
     kind = "sequence"
     LEARNED = ("best_epoch", "best_val_loss", "epochs_run", "stop_reason", "history")
+    SUMMARY: ClassVar[dict[str, str]] = {
+        "best_epoch": "best_epoch_",
+        "best_val_loss": "best_val_loss_",
+        "epochs_run": "epochs_run_",
+    }
     Net: ClassVar[type[nn.Module]]  # Net(n_features, params)
 
     @classmethod
@@ -309,6 +314,7 @@ class SequenceModel(Model):
 
     def _finish(self, t: Trainer) -> None:
         pr = t.progress
+        self._end_fit(pr)
         if t.best_state is not None:
             t.net.load_state_dict(t.best_state)
         t.net.eval()
@@ -318,16 +324,10 @@ class SequenceModel(Model):
         self.best_epoch_ = int(pr["best_epoch"])
         self.best_val_loss_ = pr["best_val_loss"]
         self.epochs_run_ = int(pr["epoch"])
-        self.stop_reason_ = pr["stop_reason"]
         self.history_ = list(pr["history"])
-        self.bit_exact_ = bool(pr["bit_exact"])
 
     def fit_summary(self) -> dict[str, Any]:
         return super().fit_summary() | {
-            "best_epoch": self.best_epoch_,
-            "best_val_loss": self.best_val_loss_,
-            "epochs_run": self.epochs_run_,
-            "stop_reason": self.stop_reason_,
             "device": self.device_.type,
             "n_parameters": count_parameters(self.net_),
         }

@@ -9,15 +9,13 @@ each network adds its own sizes and carries its `PROFILES` ("tiny": seconds on a
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from factory.errors import ConfigError
-from factory.models.params import check_checkpoint_cadence, check_positive
+from factory.models.params import Profiles, TrainingParams, tiny_and_default
 
 DEVICES = ("auto", "cpu", "cuda")
 AMP_MODES = ("auto", "bf16", "fp16", "off")
-_POSITIVE = ("lookback", "batch_size", "epochs", "learning_rate")
-_POSITIVE += ("patience", "checkpoint_every_s", "report_every_batches")
 
 # tiny: seconds on a CPU (lookback 16, a few small batches); patience = epochs
 _TINY = {
@@ -29,15 +27,16 @@ _TINY = {
     "weight_decay": 0.0,
     "patience": 3,
     "report_every_batches": 10,
-    "checkpoint_min_interval_s": 0.0,
 }
 
 
 @dataclass(frozen=True)
-class SequenceParams:
+class SequenceParams(TrainingParams):
     """Training fields shared by every sequence model (factory/models/deep.py trains them)."""
 
-    profile: str = "default"
+    POSITIVE = ("lookback", "batch_size", "epochs", "learning_rate", "patience")
+    POSITIVE += ("report_every_batches",)
+
     lookback: int = 64
     dropout: float = 0.2
     batch_size: int = 512
@@ -46,16 +45,12 @@ class SequenceParams:
     weight_decay: float = 1e-4
     patience: int = 8
     grad_clip: float = 1.0
-    checkpoint_every_s: float = 120.0
-    checkpoint_min_interval_s: float = 30.0  # see params.check_checkpoint_cadence
     report_every_batches: int = 100
-    seed: int = 0
     device: str = "auto"  # auto | cpu | cuda
     amp: str = "auto"  # auto (CUDA: fp16) | bf16 (RNNs need cuDNN >= 9.13) | fp16 | off
 
     def __post_init__(self) -> None:
-        check_positive(self, *_POSITIVE)
-        check_checkpoint_cadence(self)
+        super().__post_init__()
         if not 0 <= self.dropout < 1:
             raise ConfigError(f"dropout={self.dropout} must lie in [0, 1)")
         if self.device not in DEVICES or self.amp not in AMP_MODES:
@@ -72,42 +67,32 @@ def check_heads(d_model: int, n_heads: int) -> None:
 
 @dataclass(frozen=True)
 class LSTMParams(SequenceParams):
-    PROFILES: ClassVar[dict[str, dict[str, Any]]] = {
-        "tiny": _TINY | {"hidden_size": 16, "num_layers": 1},
-        "default": {},
-    }
+    PROFILES: ClassVar[Profiles] = tiny_and_default(_TINY | {"hidden_size": 16, "num_layers": 1})
+    POSITIVE = ("hidden_size", "num_layers")
 
     hidden_size: int = 128
     num_layers: int = 2
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        check_positive(self, "hidden_size", "num_layers")
 
 
 @dataclass(frozen=True)
 class GRUParams(LSTMParams):
     """The same fields and profiles as LSTMParams."""
 
-    PROFILES: ClassVar[dict[str, dict[str, Any]]] = LSTMParams.PROFILES
+    PROFILES: ClassVar[Profiles] = LSTMParams.PROFILES
 
 
 @dataclass(frozen=True)
 class TCNParams(SequenceParams):
     """Bai, Kolter & Koltun 2018; receptive field 1 + 2 (kernel_size - 1)(2^num_levels - 1)."""
 
-    PROFILES: ClassVar[dict[str, dict[str, Any]]] = {
-        "tiny": _TINY | {"channels": 16, "num_levels": 3, "kernel_size": 3},
-        "default": {},
-    }
+    PROFILES: ClassVar[Profiles] = tiny_and_default(
+        _TINY | {"channels": 16, "num_levels": 3, "kernel_size": 3}
+    )
+    POSITIVE = ("channels", "num_levels", "kernel_size")
 
     channels: int = 64
     num_levels: int = 5  # dilations 1, 2, 4, 8, 16: receptive field 125 >= lookback 64
     kernel_size: int = 3
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        check_positive(self, "channels", "num_levels", "kernel_size")
 
 
 @dataclass(frozen=True)
@@ -115,25 +100,24 @@ class PatchTSTParams(SequenceParams):
     """Nie et al. 2023: its large-data sizes, lr and batch; the lookback is the dataset's."""
 
     # tiny: 3 patches a series; with ~110 features the encoder sees ~330 short sequences
-    PROFILES: ClassVar[dict[str, dict[str, Any]]] = {
-        "tiny": _TINY
-        | {"patch_len": 8, "stride": 8, "d_model": 8, "n_heads": 2, "num_layers": 1, "d_ff": 16},
-        "default": {},
-    }
+    PROFILES: ClassVar[Profiles] = tiny_and_default(
+        _TINY
+        | {"patch_len": 8, "stride": 8, "d_model": 8, "n_heads": 2, "num_layers": 1, "d_ff": 16}
+    )
+    POSITIVE = ("patch_len", "stride", "d_model", "n_heads", "num_layers", "d_ff")
 
-    batch_size: int = 128  # x n_features series per batch (channel independence)
-    learning_rate: float = 1e-4
     patch_len: int = 16
     stride: int = 8
+    revin: bool = True  # instance normalisation per series, learnable affine
+    learning_rate: float = 1e-4
+    batch_size: int = 128  # x n_features series per batch (channel independence)
     d_model: int = 128
     n_heads: int = 16
     num_layers: int = 3
     d_ff: int = 256
-    revin: bool = True  # instance normalisation per series, learnable affine
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        check_positive(self, "patch_len", "stride", "d_model", "n_heads", "num_layers", "d_ff")
         check_heads(self.d_model, self.n_heads)
         if self.patch_len > self.lookback:
             raise ConfigError(f"patch_len={self.patch_len} must be <= lookback={self.lookback}")
@@ -141,12 +125,13 @@ class PatchTSTParams(SequenceParams):
 
 @dataclass(frozen=True)
 class ITransformerParams(SequenceParams):
-    """Liu et al. 2024 (d_model 512, 8 heads; 3 layers, d_ff 512)."""
+    """Liu et al. 2024 (d_model 512, 8 heads; 3 layers, d_ff 512); `use_norm` is off by
+    default: to classify, the level of a feature carries information."""
 
-    PROFILES: ClassVar[dict[str, dict[str, Any]]] = {
-        "tiny": _TINY | {"d_model": 8, "n_heads": 1, "num_layers": 1, "d_ff": 16},
-        "default": {},
-    }
+    PROFILES: ClassVar[Profiles] = tiny_and_default(
+        _TINY | {"d_model": 8, "n_heads": 1, "num_layers": 1, "d_ff": 16}
+    )
+    POSITIVE = ("d_model", "n_heads", "num_layers", "d_ff")
 
     dropout: float = 0.1
     learning_rate: float = 5e-4
@@ -158,7 +143,6 @@ class ITransformerParams(SequenceParams):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        check_positive(self, "d_model", "n_heads", "num_layers", "d_ff")
         check_heads(self.d_model, self.n_heads)
 
 
@@ -166,10 +150,10 @@ class ITransformerParams(SequenceParams):
 class TFTParams(SequenceParams):
     """Lim et al. 2021 (hidden 160, 4 heads, dropout 0.1, one LSTM layer, batch 128)."""
 
-    PROFILES: ClassVar[dict[str, dict[str, Any]]] = {
-        "tiny": _TINY | {"lookback": 8, "hidden_size": 8, "embed_size": 2, "n_heads": 2},
-        "default": {},
-    }
+    PROFILES: ClassVar[Profiles] = tiny_and_default(
+        _TINY | {"lookback": 8, "hidden_size": 8, "embed_size": 2, "n_heads": 2}
+    )
+    POSITIVE = ("hidden_size", "embed_size", "n_heads", "lstm_layers")
 
     dropout: float = 0.1
     batch_size: int = 128
@@ -180,5 +164,4 @@ class TFTParams(SequenceParams):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        check_positive(self, "hidden_size", "embed_size", "n_heads", "lstm_layers")
         check_heads(self.hidden_size, self.n_heads)

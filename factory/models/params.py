@@ -1,10 +1,11 @@
 """Reading model parameters: profiles, casting string overrides, shared value checks.
 
 Light on purpose (no torch, no xgboost, no numpy): `submit` validates `--param` values
-with it before anything is enqueued. Each Params class (a frozen dataclass, in its
-family's module: models/boosting_params.py, models/deep_params.py) carries its own
-`PROFILES`, {profile name: overrides of the class defaults}; `params_from` builds one
-from a profile and string overrides, cast by field type, unknown keys refused.
+with it before anything is enqueued. Each Params class is a frozen `TrainingParams`
+dataclass in its family's module (models/boosting_params.py, models/deep_params.py)
+that carries its own `PROFILES`, {profile name: overrides of the class defaults};
+`params_from` builds one from a profile and string overrides, cast by field type,
+unknown keys refused.
 """
 
 from __future__ import annotations
@@ -12,9 +13,12 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
-from typing import Any, Union
+from dataclasses import dataclass
+from typing import Any, ClassVar, Union
 
 from factory.errors import ConfigError
+
+Profiles = dict[str, dict[str, Any]]  # {profile name: overrides of the class defaults}
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
@@ -50,7 +54,7 @@ def _cast(value: Any, kind: Any) -> Any:
     return str(value)
 
 
-def profiles_of(params_cls: type) -> dict[str, dict[str, Any]]:
+def profiles_of(params_cls: type) -> Profiles:
     """The profiles `params_cls` itself defines (a subclass does not inherit them)."""
     profiles = vars(params_cls).get("PROFILES")
     if profiles is None:
@@ -93,8 +97,17 @@ def check_positive(params: Any, *names: str) -> None:
         raise ConfigError(f"parameters must be > 0: {', '.join(bad)}")
 
 
-def check_checkpoint_cadence(params: Any) -> None:
-    """`checkpoint_min_interval_s` must lie in [0, checkpoint_every_s].
+def tiny_and_default(tiny: dict[str, Any]) -> Profiles:
+    """The profiles of a Params class: "tiny" (seconds on a CPU: tests, smoke runs; it
+    checkpoints at every boundary) and "default" (real sizes: the class defaults)."""
+    return {"tiny": {"checkpoint_min_interval_s": 0.0} | tiny, "default": {}}
+
+
+@dataclass(frozen=True)
+class TrainingParams:
+    """The fields every model's Params has: its profile, checkpoint cadence and seed;
+    and the checks that each subclass declares of its own fields: `POSITIVE` ones must
+    be > 0, `FRACTIONS` must lie in (0, 1].
 
     A model checkpoints at every round/epoch boundary of its cadence, but skips a
     boundary while its last checkpoint is younger than `checkpoint_min_interval_s`
@@ -102,9 +115,29 @@ def check_checkpoint_cadence(params: Any) -> None:
     checkpoint). On small data a boundary can come every second; each checkpoint is a
     write to storage and a Redis call, so this keeps both bounded.
     """
-    low, high = params.checkpoint_min_interval_s, params.checkpoint_every_s
-    if not 0 <= low <= high:
-        raise ConfigError(
-            f"checkpoint_min_interval_s={low} must lie in [0, checkpoint_every_s={high}]; "
-            "fix: lower it (0 checkpoints at every boundary)"
-        )
+
+    POSITIVE: ClassVar[tuple[str, ...]] = ("checkpoint_every_s",)
+    FRACTIONS: ClassVar[tuple[str, ...]] = ()
+
+    profile: str = "default"
+    checkpoint_every_s: float = 120.0
+    checkpoint_min_interval_s: float = 30.0  # in [0, checkpoint_every_s]
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        check_positive(self, *self._declared("POSITIVE"))
+        fractions = self._declared("FRACTIONS")
+        bad = [f"{n}={getattr(self, n)}" for n in fractions if not 0 < getattr(self, n) <= 1]
+        if bad:
+            raise ConfigError(f"parameters must lie in (0, 1]: {', '.join(bad)}")
+        low, high = self.checkpoint_min_interval_s, self.checkpoint_every_s
+        if not 0 <= low <= high:
+            raise ConfigError(
+                f"checkpoint_min_interval_s={low} must lie in [0, checkpoint_every_s={high}]; "
+                "fix: lower it (0 checkpoints at every boundary)"
+            )
+
+    @classmethod
+    def _declared(cls, name: str) -> list[str]:
+        """The field names that `cls` and its bases declare in their own `name` tuple."""
+        return [field for c in reversed(cls.__mro__) for field in vars(c).get(name, ())]
