@@ -20,12 +20,12 @@ from factory import __version__
 
 # the distribution's top-level packages: the code a job runs is all of them
 PACKAGES = ("factory", "jobs", "submitter", "worker")
-_SOURCE_ROOT = Path(__file__).resolve().parent.parent
+SOURCE_ROOT = Path(__file__).resolve().parent.parent
 HASH_CHARS = 12
 VERSION_PATTERN = re.compile(rf"^[0-9]+(\.[0-9]+)*\+src\.[0-9a-f]{{{HASH_CHARS}}}$")
 
 
-def source_files(root: Path = _SOURCE_ROOT) -> list[Path]:
+def source_files(root: Path = SOURCE_ROOT) -> list[Path]:
     """Every source file of the four packages under `root`, in a stable order."""
     files: list[Path] = []
     for package in PACKAGES:
@@ -33,7 +33,7 @@ def source_files(root: Path = _SOURCE_ROOT) -> list[Path]:
     return sorted(files, key=lambda p: p.relative_to(root).as_posix())
 
 
-def source_hash(root: Path = _SOURCE_ROOT) -> str:
+def source_hash(root: Path = SOURCE_ROOT) -> str:
     """sha256 over (relative path, bytes) of every source file, shortened."""
     digest = hashlib.sha256()
     for path in source_files(root):
@@ -45,7 +45,7 @@ def source_hash(root: Path = _SOURCE_ROOT) -> str:
 
 
 @functools.lru_cache(maxsize=4)
-def code_version(root: Path = _SOURCE_ROOT) -> str:
+def code_version(root: Path = SOURCE_ROOT) -> str:
     """`<package version>+src.<source hash>` of the code under `root` (default: this code)."""
     return f"{__version__}+src.{source_hash(root)}"
 
@@ -61,11 +61,11 @@ def git_commit() -> str | None:
 
     Shown to people only: two installs of the same source compare by code_version().
     """
-    if not (_SOURCE_ROOT / ".git").exists():
+    if not (SOURCE_ROOT / ".git").exists():
         return None
     try:
         out = subprocess.run(
-            ["git", "-C", str(_SOURCE_ROOT), "rev-parse", "--short=12", "HEAD"],
+            ["git", "-C", str(SOURCE_ROOT), "rev-parse", "--short=12", "HEAD"],
             capture_output=True,
             text=True,
             timeout=5,
@@ -80,7 +80,7 @@ def git_commit() -> str | None:
 def describe() -> str:
     """One line for `factory --version`: the code version, where it runs from, the commit."""
     commit = git_commit()
-    where = f"git checkout {_SOURCE_ROOT} at {commit}" if commit else f"installed at {_SOURCE_ROOT}"
+    where = f"git checkout {SOURCE_ROOT} at {commit}" if commit else f"installed at {SOURCE_ROOT}"
     return f"ml-factory {code_version()} ({where})"
 
 

@@ -26,7 +26,7 @@ import redis
 
 from factory.files import file_sha256
 from factory.layout import code_dir, code_wheel_name
-from factory.version import _SOURCE_ROOT, code_version, source_files
+from factory.version import SOURCE_ROOT, code_version, source_files
 from jobs import keys
 
 log = logging.getLogger("jobs.code_wheel")
@@ -95,7 +95,7 @@ def _installed_metadata() -> tuple[list[str], list[str]]:
     return requires, sorted(scripts)
 
 
-def wheel_bytes(root: Path = _SOURCE_ROOT) -> tuple[str, bytes]:
+def wheel_bytes(root: Path = SOURCE_ROOT) -> tuple[str, bytes]:
     """(version, the wheel's bytes) for the source under `root`."""
     version = code_version(root)
     info = f"ml_factory-{version}.dist-info"
@@ -138,7 +138,7 @@ def wheel_bytes(root: Path = _SOURCE_ROOT) -> tuple[str, bytes]:
     return version, buffer.getvalue()
 
 
-def ship_code(home: Path, root: Path = _SOURCE_ROOT) -> ShippedCode:
+def ship_code(home: Path, root: Path = SOURCE_ROOT) -> ShippedCode:
     """Write the wheel of this code to `<home>/code/` (atomically, verified) once."""
     version, data = wheel_bytes(root)
     sha = hashlib.sha256(data).hexdigest()

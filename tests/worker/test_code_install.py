@@ -84,9 +84,7 @@ def submit_from(source: Path, cluster, *extra: str) -> dict:
     """`submit` run from the code under `source` (as from another machine's checkout)."""
     args = ["--models", "xgboost", "--symbol", "MES", "--dataset", str(cluster.dataset)]
     args += ["--horizon", "5", "--no-cv", "--no-ensemble", "--json", *extra]
-    args += ["--redis-url", cluster.url, "--home", str(cluster.home)]
-    for p in ("profile=tiny",):
-        args += ["--param", p]
+    args += ["--redis-url", cluster.url, "--home", str(cluster.home), "--param", "profile=tiny"]
     proc = subprocess.run(
         [sys.executable, "-m", "submitter.submit", *args],
         cwd=source,
