@@ -217,9 +217,12 @@ def test_redis_restarts_at_every_point_of_a_job_are_waited_out(cluster):
         trained = cluster.submit("xgboost", _xgb(200))
         job = _train_id(trained)
         wait_for(lambda: _checkpointed(cluster.client, job), 60, "a first checkpoint")
-        # longer than a lease, then redis-py's retries (~4 s): the horse is fenced, and what
-        # RQ records for it once it exited waits for Redis (RQ raised there and quit)
-        server.restart(down_s=TEST_TTL_S + 10)
+        # down until the horse, fenced once its lease ran out, has exited, and a while
+        # after: what RQ records for it then waits for Redis (RQ raised there and quit)
+        server.stop()
+        horses = psutil.Process(worker.pid).children
+        wait_for(lambda: not horses(), TEST_TTL_S + 60, "the fenced horse to exit", 0.1)
+        server.restart(down_s=3.0)
         assert _result(cluster, job, 120)["attempt"] == 2 == _attempts(cluster.client, job)
         assert "work horse ended while Redis is unreachable" in _log(cluster, "w1")
 
