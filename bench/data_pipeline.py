@@ -43,12 +43,12 @@ def _build(raw: Path, symbol: str, tz: str, horizons: tuple[int, ...], home: Pat
     seconds = time.perf_counter() - start
     manifest = result.manifest
     return {
-        "input_bars": manifest["rows"]["raw"],
-        "decision_rows": manifest["rows"]["decision"],
-        "n_features": len(manifest["feature_columns"]),
+        "input_bars": manifest.rows["raw"],
+        "decision_rows": manifest.rows["decision"],
+        "n_features": len(manifest.feature_columns),
         "seconds_total": round(seconds, 2),
-        "seconds_per_phase": {k: v for k, v in manifest["seconds"].items() if k != "total"},
-        "bars_per_s": round(manifest["rows"]["raw"] / seconds),
+        "seconds_per_phase": {k: v for k, v in manifest.seconds.items() if k != "total"},
+        "bars_per_s": round(manifest.rows["raw"] / seconds),
     }
 
 

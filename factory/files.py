@@ -1,13 +1,18 @@
-"""Files written whole: a file's sha256, and a folder that appears complete or not at all."""
+"""Files written whole: a file's sha256 (and a manifest's entry of it), and a folder that
+appears complete or not at all."""
 
 from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 def file_sha256(path: Path) -> str:
@@ -45,3 +50,42 @@ def replace_dir(tmp: Path, final: Path) -> None:
     os.rename(final, old)
     os.rename(tmp, final)
     shutil.rmtree(old, ignore_errors=True)
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    """What a manifest records of one file: its sha256 and size."""
+
+    sha256: str
+    bytes: int
+
+    @classmethod
+    def of(cls, path: Path) -> FileEntry:
+        return cls(file_sha256(path), path.stat().st_size)
+
+    @classmethod
+    def from_dict(cls, info: object, name: str) -> FileEntry:
+        """An entry read from a file (untrusted); ValueError names the file when malformed."""
+        sha = info.get("sha256") if isinstance(info, dict) else None
+        size = info.get("bytes") if isinstance(info, dict) else None
+        if not isinstance(sha, str) or not _SHA256.fullmatch(sha):
+            raise ValueError(f"file {name}: no sha256")
+        if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+            raise ValueError(f"file {name}: no size in bytes")
+        return cls(sha, size)
+
+    def to_dict(self) -> dict[str, object]:
+        return {"sha256": self.sha256, "bytes": self.bytes}
+
+    def matches(self, path: Path) -> bool:
+        """Whether the file at `path` has this sha256."""
+        return file_sha256(path) == self.sha256
+
+
+def file_entries(directory: Path) -> dict[str, FileEntry]:
+    """Every file under `directory` (recursive), by relative POSIX path, in sorted order."""
+    return {
+        p.relative_to(directory).as_posix(): FileEntry.of(p)
+        for p in sorted(Path(directory).rglob("*"))
+        if p.is_file()
+    }

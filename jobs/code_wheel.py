@@ -25,7 +25,7 @@ from pathlib import Path
 import redis
 
 from factory.files import file_sha256
-from factory.layout import code_dir, code_wheel_name
+from factory.layout import Layout
 from factory.version import SOURCE_ROOT, code_version, source_files
 from jobs import keys
 
@@ -50,7 +50,7 @@ class ShippedCode:
 
 def wheel_path(home: Path, version: str) -> Path:
     """Where the wheel of code `version` lies under the storage root."""
-    return code_dir(home) / code_wheel_name(version)
+    return Layout(home).code_wheel(version)
 
 
 def wheel_matches(path: Path, sha256: str | None) -> bool:
@@ -144,7 +144,7 @@ def ship_code(home: Path, root: Path = SOURCE_ROOT) -> ShippedCode:
     sha = hashlib.sha256(data).hexdigest()
     path = wheel_path(home, version)
     folder = path.parent
-    rel = path.relative_to(home).as_posix()
+    rel = Layout(home).relative(path)
     if path.is_file() and file_sha256(path) == sha:
         return ShippedCode(version, rel, sha)
     folder.mkdir(parents=True, exist_ok=True)

@@ -7,7 +7,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from factory.data.intake import copy_dataset_files, read_dataset_manifest
+from factory.data.intake import copy_dataset_files
+from factory.data.manifest import DatasetManifest
 from factory.files import atomic_dir
 from factory.layout import plain_name
 from jobs.attempt_env import ENV_CACHE
@@ -20,7 +21,7 @@ def local_dataset(dataset_dir: Path, cache_root: Path | None = None) -> Path:
     cache_root = cache_root or (Path(os.environ[ENV_CACHE]) if os.environ.get(ENV_CACHE) else None)
     if cache_root is None:
         return dataset_dir
-    target = cache_root / plain_name(read_dataset_manifest(dataset_dir)["dataset_id"], "dataset id")
+    target = cache_root / plain_name(DatasetManifest.load(dataset_dir).dataset_id, "dataset id")
     if (target / VERIFIED).is_file():
         return target
     with atomic_dir(target) as tmp:  # a copy that fails verification leaves nothing behind

@@ -27,6 +27,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from factory.layout import Layout
 from jobs.settings import RedisConfigError
 
 STATE_FILE = "embedded.json"
@@ -93,7 +94,7 @@ def embedded_url(home: Path) -> str:
 def embedded_status(home: Path) -> dict | None:
     """The embedded Redis of `home` without its password: folder, port, pid, running;
     None when none was ever started there."""
-    folder = Path(home).expanduser().resolve() / "redis"
+    folder = _redis_dir(home)
     state = _read_state(folder)
     if state is None:
         return None
@@ -109,7 +110,7 @@ def embedded_status(home: Path) -> dict | None:
 
 def stop_embedded(home: Path) -> bool:
     """Stop the embedded Redis of `home` (its AOF is flushed). True if one was running."""
-    folder = Path(home).expanduser().resolve() / "redis"
+    folder = _redis_dir(home)
     if not (folder / STATE_FILE).is_file():
         return False
     with _locked(folder):
@@ -127,8 +128,13 @@ def stop_embedded(home: Path) -> bool:
         return running or proc is not None
 
 
+def _redis_dir(home: Path) -> Path:
+    """<home>/redis/ of the root's real path: every spelling of one root shares a server."""
+    return Layout(Path(home).expanduser().resolve()).redis_dir()
+
+
 def _folder(home: Path) -> Path:
-    folder = Path(home).expanduser().resolve() / "redis"
+    folder = _redis_dir(home)
     try:
         folder.mkdir(parents=True, exist_ok=True)
         folder.chmod(0o700)

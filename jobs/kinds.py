@@ -17,13 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from factory.layout import (
-    bundle_dir,
-    relative_to_home,
-    resolve_in_home,
-    results_dir,
-    staged_bundle_dir,
-)
+from factory.layout import Layout
 from jobs import keys, tracking
 from jobs.attempt_env import STAGED_KEY, AttemptEnv, stop_requested
 from jobs.lease import Lease, Leases
@@ -40,19 +34,23 @@ class Run:
     lease: Lease
     dependency_ids: list[str]
 
+    @property
+    def layout(self) -> Layout:
+        return Layout(self.home)
+
     def staged_dir(self) -> Path:
-        return staged_bundle_dir(self.home, self.job_id, self.lease.attempt)
+        return self.layout.staged_bundle_dir(self.job_id, self.lease.attempt)
 
     def final_dir(self) -> Path:
-        return bundle_dir(self.home, self.job_id)
+        return self.layout.bundle_dir(self.job_id)
 
     def relative(self, path: Path) -> str:
         """`path` as a result records it: relative to the storage root."""
-        return relative_to_home(self.home, path)
+        return self.layout.relative(path)
 
     def resolve(self, rel: Any, what: str) -> Path:
         """A recorded root-relative path under this worker's home (absolute or '..' refused)."""
-        return resolve_in_home(self.home, rel, what)
+        return self.layout.resolve(rel, what)
 
     def bundle_fields(self, staged: Path) -> dict[str, str]:
         """The result's bundle (where it will be once final) and the staged one."""
@@ -139,7 +137,8 @@ def run_data(run: Run) -> dict[str, Any]:
 
 
 def run_train(run: Run) -> dict[str, Any]:
-    from factory.training.train import save_bundle, train_model
+    from factory.bundle import save_bundle
+    from factory.training.train import train_model
 
     spec = run.spec
     tracker = tracking.start(run.job_id, spec.to_dict(), run.home)
@@ -175,9 +174,9 @@ def run_cv(run: Run) -> dict[str, Any]:
 
 
 def run_ensemble(run: Run) -> dict[str, Any]:
+    from factory.bundle import save_ensemble_bundle
     from factory.training.cv import load_fold
     from factory.training.ensemble import run_ensemble as fit_ensemble
-    from factory.training.ensemble import save_ensemble_bundle
 
     spec = run.spec
     oof: dict[str, list] = {m: [] for m in spec.members}
@@ -214,7 +213,7 @@ def run_report(run: Run) -> dict[str, Any]:
     plan_ids = plans_with(run.connection, run.job_id) or [run.job_id]
     paths = {}
     for plan_id in plan_ids:
-        paths = write_report(rows, results_dir(run.home, plan_id), sort_by="log_loss")
+        paths = write_report(rows, run.layout.results_dir(plan_id), sort_by="log_loss")
     files = {k: run.relative(v) for k, v in paths.items()}
     return _tagged({"leaderboard": rows, "files": files}, "report")
 

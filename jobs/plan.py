@@ -22,6 +22,7 @@ from rq import Queue
 from rq.job import Job
 from rq.serializers import JSONSerializer
 
+from factory.layout import Layout
 from jobs import keys
 from jobs.code_wheel import ShippedCode, ship_code
 from jobs.code_wheel import record as record_code
@@ -117,10 +118,9 @@ def build_plan(
 
 def write_ledger(plan: Plan, home: Path) -> Path:
     """<home>/ledger/<plan_id>.json, written atomically; `factory recover` reads it."""
-    folder = home / "ledger"
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{plan.plan_id}.json"
-    tmp = folder / f".{plan.plan_id}.{os.getpid()}.tmp"
+    path = Layout(home).ledger_file(plan.plan_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{plan.plan_id}.{os.getpid()}.tmp")
     with open(tmp, "w") as fh:
         json.dump(plan.to_dict(), fh, indent=2)
         fh.flush()
@@ -130,7 +130,8 @@ def write_ledger(plan: Plan, home: Path) -> Path:
 
 
 def read_ledger(home: Path, plan_id: str) -> Plan:
-    return Plan.from_dict(json.loads((home / "ledger" / f"{plan_id}.json").read_text()))
+    """The plan of `plan_id` as its ledger file holds it."""
+    return Plan.from_dict(json.loads(Layout(home).ledger_file(plan_id).read_text()))
 
 
 def queue_for(connection: redis.Redis, name: str = keys.QUEUE) -> Queue:

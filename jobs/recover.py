@@ -14,7 +14,7 @@ from pathlib import Path
 import redis
 from rq.job import Job
 
-from factory.layout import ledger_file
+from factory.layout import Layout
 from factory.training.checkpoint import CheckpointStore
 from jobs import keys
 from jobs.code_wheel import ShippedCode
@@ -25,7 +25,7 @@ from jobs.plan import enqueue_entry, queue_for, read_ledger, store_plan
 
 def recover_plan(connection: redis.Redis, home: Path, plan_id: str) -> dict:
     """Re-enqueue what the plan lost; returns counts of what was done."""
-    ledger = ledger_file(home, plan_id)  # a plan id that is not a plain name is refused
+    ledger = Layout(home).ledger_file(plan_id)  # a plan id that is not a plain name is refused
     try:
         plan = read_ledger(home, plan_id)
     except FileNotFoundError as exc:

@@ -1,7 +1,6 @@
 """Redis connection settings: which server, how to reach it, and errors that never leak secrets.
 
-The URL is `--redis-url`, else $REDIS_URL, else an embedded server under the storage root
-(jobs.embedded). `redis://` and `rediss://` (TLS) URLs may hold `user:password@` or
+Which URL a command uses is jobs.connection's choice. `redis://` and `rediss://` (TLS) URLs may hold `user:password@` or
 `:password@`, a db number and redis-py's TLS options in the query
 (`?ssl_cert_reqs=required&ssl_ca_certs=/path/ca.pem`). $REDIS_CA_CERT names a CA file for a
 hosted Redis with a private CA when the URL does not.
@@ -115,28 +114,6 @@ def _secrets_of(url: str) -> set[str]:
     for value in filter(None, candidates):
         found.update({value, unquote(value), quote(unquote(value), safe="")})
     return found
-
-
-def resolve_redis_url(url: str | None, home: Path) -> tuple[str, bool]:
-    """(url, embedded?): `url` if given, else $REDIS_URL, else the embedded server of `home`."""
-    if url:
-        return url, False
-    env = os.environ.get("REDIS_URL", "").strip()
-    if env:
-        return env, False
-    from jobs.embedded import embedded_url
-
-    return embedded_url(Path(home)), True
-
-
-def connect(url: str | None = None, home: Path | None = None, *, check: bool = True) -> redis.Redis:
-    """A Redis client for `url` (else $REDIS_URL, else the embedded server of `home`)."""
-    if home is None:
-        from factory.layout import resolve_home
-
-        home = resolve_home(None)
-    resolved, _ = resolve_redis_url(url, home)
-    return RedisSettings(resolved).client(check=check)
 
 
 def _client_kwargs(settings: RedisSettings) -> dict:

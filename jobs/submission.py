@@ -6,7 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from factory.data.intake import read_dataset_manifest, store_dataset, store_raw
+from factory.data.intake import store_dataset, store_raw
+from factory.data.manifest import MANIFEST_FILE, DatasetManifest
 from factory.data.symbols import symbol_spec
 from factory.layout import resolve_home
 from jobs.catalog import check_params, model_names
@@ -100,19 +101,18 @@ def _existing_dataset(sub: Submission) -> dict:
     """A dataset built already; one outside the storage root is copied under it
     (verified against its manifest); the spec names it relative to the root."""
     folder = sub.dataset.absolute()
-    if not (folder / "manifest.json").is_file():
+    if not (folder / MANIFEST_FILE).is_file():
         raise SubmitError(
-            f"{sub.dataset}: no manifest.json; fix: pass a folder built by "
+            f"{sub.dataset}: no {MANIFEST_FILE}; fix: pass a folder built by "
             "`factory data` (data/processed/<SYMBOL>/<id>)"
         )
-    manifest = read_dataset_manifest(folder)
-    if sub.horizon not in manifest["config"]["horizons"]:
+    manifest = DatasetManifest.load(folder)
+    if sub.horizon not in manifest.horizons:
         raise SubmitError(
-            f"--horizon {sub.horizon} is not in the dataset's horizons "
-            f"{manifest['config']['horizons']}"
+            f"--horizon {sub.horizon} is not in the dataset's horizons {list(manifest.horizons)}"
         )
     rel = store_dataset(resolve_home(sub.home), folder)
-    return {"dataset_dir": rel, "dataset_id": manifest["dataset_id"]}
+    return {"dataset_dir": rel, "dataset_id": manifest.dataset_id}
 
 
 def plan_for(sub: Submission) -> Plan:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
 
@@ -21,11 +20,14 @@ def add_home_arg(p: argparse.ArgumentParser) -> None:
 
 
 def home_of(args: argparse.Namespace) -> Path:
-    return Path(args.home or os.environ.get("FACTORY_HOME") or "factory_home").absolute()
+    """The storage root of --home, chosen as every command chooses it (jobs.storage)."""
+    from jobs.storage import resolve_home
+
+    return resolve_home(args.home)
 
 
 def connection_of(args: argparse.Namespace):
-    from jobs.settings import connect
+    from jobs.connection import connect
 
     return connect(args.redis_url, home_of(args))
 

@@ -69,7 +69,8 @@ def build_app(url: str):
 
 
 def run_dashboard(args: argparse.Namespace) -> int:
-    from jobs.settings import connect, redacted_url, resolve_redis_url
+    from jobs.connection import connect, resolve_redis_url
+    from jobs.settings import redacted_url
 
     home = home_of(args)
     url, _ = resolve_redis_url(args.redis_url, home)

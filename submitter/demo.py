@@ -173,14 +173,16 @@ def _show(rows: list[dict]) -> None:
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    from jobs.settings import connect, resolve_redis_url
+    from jobs.connection import connect, resolve_redis_url
     from jobs.status import job_rows
+    from jobs.storage import Layout
 
     home = home_of(args)
     home.mkdir(parents=True, exist_ok=True)
     url, embedded = resolve_redis_url(args.redis_url, home)
     connection = connect(url, home)
-    print(f"Redis: {'embedded, under ' + str(home / 'redis') if embedded else 'REDIS_URL'}")
+    where = f"embedded, under {Layout(home).redis_dir()}" if embedded else "REDIS_URL"
+    print(f"Redis: {where}")
     plan = _submit(args, home, connection)
     workers = _start_workers(args.workers, url, home)
     chaos = Chaos() if args.chaos else None
@@ -209,6 +211,7 @@ def run_demo(args: argparse.Namespace) -> int:
 
 def _summary(connection, plan, home: Path) -> None:
     from jobs.status import result_of
+    from jobs.storage import Layout
 
     print("\nleaderboard (test period)")
     rows = []
@@ -241,10 +244,12 @@ def _summary(connection, plan, home: Path) -> None:
             ],
         )
     )
-    print(f"\nresults: {home / 'results' / plan.plan_id}  models: {home / 'models'}")
+    layout = Layout(home)
+    results = layout.results_dir(plan.plan_id)
+    print(f"\nresults: {results}  models: {layout.models_root()}")
     print(f"again: factory status --plan {plan.plan_id} --home {home}")
-    (home / "results" / plan.plan_id).mkdir(parents=True, exist_ok=True)
-    (home / "results" / plan.plan_id / "demo_leaderboard.json").write_text(json.dumps(rows))
+    results.mkdir(parents=True, exist_ok=True)
+    (results / "demo_leaderboard.json").write_text(json.dumps(rows))
 
 
 def _fmt(value) -> str | None:

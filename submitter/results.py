@@ -38,11 +38,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _plan_id(home: Path, plan: str | None) -> str:
-    from jobs.storage import ledger_dir
+    from jobs.storage import Layout
 
     if plan:
         return plan
-    ledgers = sorted(ledger_dir(home).glob("plan-*.json"), key=lambda p: p.stat().st_mtime)
+    ledgers = sorted(Layout(home).ledger_dir().glob("plan-*.json"), key=lambda p: p.stat().st_mtime)
     if not ledgers:
         raise ResultsError(f"no plans under {home}; fix: pass --home or --plan")
     return ledgers[-1].stem
@@ -58,11 +58,11 @@ def _sorted(rows: list[dict], key: str) -> list[dict]:
 
 
 def run_results(args: argparse.Namespace) -> int:
-    from jobs.storage import results_dir
+    from jobs.storage import Layout
 
     home = home_of(args)
     plan_id = _plan_id(home, args.plan)
-    folder = results_dir(home, plan_id)  # the report's files, on this machine's mount
+    folder = Layout(home).results_dir(plan_id)  # the report's files, on this machine's mount
     path = folder / "leaderboard.json"
     if not path.is_file():
         raise ResultsError(

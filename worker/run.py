@@ -13,8 +13,9 @@ from pathlib import Path
 import redis
 
 from jobs import keys
+from jobs.connection import connect
 from jobs.lease import RedisUnreachable
-from jobs.settings import connect, redact
+from jobs.settings import redact
 from jobs.storage import preflight
 from jobs.versioning import code_version
 from worker.session import (

@@ -61,14 +61,31 @@ def _parse_horizons(text: str) -> tuple[int, ...]:
         ) from exc
 
 
+def _synthetic_raw(args: argparse.Namespace, spec, layout) -> Path:
+    """`--synthetic`: the raw file of synthetic bars under the root, written once."""
+    from factory.data.synthetic import synthetic_bars, write_raw
+    from factory.layout import ensure_writable
+
+    if args.days < 1:
+        from factory.errors import ConfigError
+
+        raise ConfigError("--days must be >= 1")
+    ensure_writable(layout.raw_dir())
+    target = layout.synthetic_raw_file(spec.symbol, args.days, args.seed)
+    if not target.exists():
+        bars = synthetic_bars(spec.symbol, days=args.days, seed=args.seed, tick_size=spec.tick_size)
+        write_raw(bars, target)
+    return target
+
+
 def run_data(args: argparse.Namespace) -> int:
     from factory.data.config import DatasetConfig
     from factory.data.dataset import PHASES, build_dataset
     from factory.data.symbols import symbol_spec
-    from factory.layout import raw_dir, resolve_home
+    from factory.layout import Layout
     from factory.progress import PhaseProgress
 
-    home = resolve_home(args.home)
+    layout = Layout.at(args.home)
     spec = symbol_spec(args.symbol, args.tick_size, args.tick_value)
     config = DatasetConfig(
         symbol=spec.symbol,
@@ -79,29 +96,9 @@ def run_data(args: argparse.Namespace) -> int:
         horizons=_parse_horizons(args.horizons),
         lookback_bars=args.lookback,
     )
-    raw = args.raw
-    if args.synthetic:
-        from factory.data.synthetic import synthetic_bars, write_raw
-        from factory.layout import ensure_writable
-
-        if args.days < 1:
-            from factory.errors import ConfigError
-
-            raise ConfigError("--days must be >= 1")
-        target = (
-            ensure_writable(raw_dir(home))
-            / f"{spec.symbol}_synthetic_{args.days}d_s{args.seed}.parquet"
-        )
-        if not target.exists():
-            write_raw(
-                synthetic_bars(
-                    spec.symbol, days=args.days, seed=args.seed, tick_size=spec.tick_size
-                ),
-                target,
-            )
-        raw = target
+    raw = _synthetic_raw(args, spec, layout) if args.synthetic else args.raw
     progress = PhaseProgress(PHASES, enabled=not args.json)
-    result = build_dataset(raw, config, home, progress)
+    result = build_dataset(raw, config, layout.home, progress)
     summary = result.summary()
     if args.json:
         print(json.dumps(summary))

@@ -53,18 +53,6 @@ def parse_params(pairs: list[str]) -> dict[str, str]:
     return params
 
 
-def _dataset_manifest(dataset: Path) -> dict:
-    from factory.errors import FactoryError
-
-    path = dataset / "manifest.json"
-    if not path.is_file():
-        raise FactoryError(
-            f"{dataset}: not a dataset folder (no manifest.json); "
-            "fix: pass the dataset_dir printed by `factory data`"
-        )
-    return json.loads(path.read_text())
-
-
 class _StopOnSignal:
     """SIGINT / SIGTERM set a flag the training loop polls; a second SIGINT interrupts."""
 
@@ -102,7 +90,8 @@ def _progress_printer(model: str):
 def run_train(args: argparse.Namespace) -> int:
     import logging
 
-    from factory.layout import ensure_writable, resolve_home
+    from factory.data.manifest import DatasetManifest
+    from factory.layout import Layout, ensure_writable
     from factory.training.checkpoint import CheckpointStore
     from factory.training.context import StopTraining
     from factory.training.local_context import LocalContext
@@ -110,12 +99,12 @@ def run_train(args: argparse.Namespace) -> int:
 
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(message)s")
     params = parse_params(args.param)
-    manifest = _dataset_manifest(args.dataset)
-    horizon = args.horizon if args.horizon is not None else int(manifest["config"]["horizons"][0])
-    job_id = job_id_for(manifest["dataset_id"], args.model, horizon, params)
-    home = resolve_home(args.home)
-    ensure_writable(home / "checkpoints")
-    store = CheckpointStore(home, job_id)
+    manifest = DatasetManifest.load(args.dataset)
+    horizon = args.horizon if args.horizon is not None else manifest.horizons[0]
+    job_id = job_id_for(manifest.dataset_id, args.model, horizon, params)
+    layout = Layout.at(args.home)
+    ensure_writable(layout.checkpoints_root())
+    store = CheckpointStore(layout.home, job_id)
     with _StopOnSignal() as stop:
         on_report = None if args.json else _progress_printer(args.model)
         ctx = LocalContext(store, stop=stop, on_report=on_report)
@@ -126,7 +115,7 @@ def run_train(args: argparse.Namespace) -> int:
                 horizon,
                 params,
                 ctx,
-                bundle_dir=home / "models" / "local" / job_id,
+                bundle_dir=layout.local_bundle_dir(job_id),
             )
         except StopTraining as exc:
             print(f"{exc}; run the same command again to resume", file=sys.stderr)

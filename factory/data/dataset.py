@@ -22,8 +22,16 @@ import pandas as pd
 from factory import features as feature_lib
 from factory.data.config import DatasetConfig
 from factory.data.ingest import RawFile, read_bars
-from factory.data.intake import DATASET_MANIFEST
 from factory.data.labels import triple_barrier
+from factory.data.manifest import (
+    BARS_FILE,
+    FEATURES_FILE,
+    LABELS_FILE,
+    MANIFEST_FILE,
+    SCALER_FILE,
+    SPLITS_FILE,
+    DatasetManifest,
+)
 from factory.data.resample import resample_bars
 from factory.data.scaling import Scaler
 from factory.data.sessions import out_of_session_counts, session_frame
@@ -31,14 +39,13 @@ from factory.data.splits import time_split
 from factory.data.validate import validate_bars
 from factory.errors import DataError
 from factory.features.indicators import atr
-from factory.files import file_sha256
-from factory.layout import dataset_dir, ensure_writable, processed_dir, within_home
+from factory.files import file_entries
+from factory.layout import Layout, ensure_writable
 from factory.progress import PhaseProgress
 from factory.version import code_version, data_code_version
 
 PHASES = ["ingest", "validate", "sessions", "features", "labels", "splits", "write"]
 MIN_SPLIT_ROWS = 300  # decision rows beyond warm-up, lookback and horizon
-MANIFEST = DATASET_MANIFEST
 
 
 @dataclass(frozen=True)
@@ -46,7 +53,7 @@ class DatasetResult:
     dataset_dir: Path
     dataset_id: str
     cached: bool
-    manifest: dict
+    manifest: DatasetManifest
 
     def summary(self) -> dict:
         m = self.manifest
@@ -54,21 +61,17 @@ class DatasetResult:
             "dataset_dir": str(self.dataset_dir),
             "dataset_id": self.dataset_id,
             "cached": self.cached,
-            "rows": m["rows"]["decision"],
-            "n_features": len(m["feature_columns"]),
-            "label_counts": m["label_counts"],
-            "seconds": m["seconds"]["total"],
-            "warnings": m["ingest"].get("warnings", []),
+            "rows": m.rows["decision"],
+            "n_features": len(m.feature_columns),
+            "label_counts": m.label_counts,
+            "seconds": m.seconds["total"],
+            "warnings": m.ingest.get("warnings", []),
         }
 
 
 def dataset_id_for(raw: RawFile, config: DatasetConfig) -> str:
     payload = {"raw_sha256": raw.sha256, "config": config.to_dict(), "code": data_code_version()}
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def load_manifest(directory: Path) -> dict:
-    return json.loads((directory / MANIFEST).read_text())
 
 
 def build_dataset(
@@ -78,26 +81,27 @@ def build_dataset(
     raw_path = Path(raw_path)
     if not raw_path.is_file():
         raise DataError(str(raw_path), "file not found", "check the --raw path")
-    ensure_writable(processed_dir(home, config.symbol))
+    layout = Layout(home)
+    ensure_writable(layout.processed_dir(config.symbol))
     raw = RawFile.of(raw_path)
     did = dataset_id_for(raw, config)
-    final = dataset_dir(home, config.symbol, did)
-    if (final / MANIFEST).is_file():
-        return DatasetResult(final, did, True, load_manifest(final))
+    final = layout.dataset_dir(config.symbol, did)
+    if (final / MANIFEST_FILE).is_file():
+        return DatasetResult(final, did, True, DatasetManifest.load(final))
     progress = progress or PhaseProgress(PHASES, enabled=False)
     start = time.perf_counter()
-    tables, manifest = _run_phases(raw_path, config, progress)
-    manifest.update(dataset_id=did, raw=_raw_info(raw, raw_path, home))
+    tables, sections = _run_phases(raw_path, config, progress)
+    sections.update(dataset_id=did, raw=_raw_info(raw, raw_path, layout))
     with progress.phase("write"):
-        _write_atomically(final, tables, manifest, progress, start)
-    return DatasetResult(final, did, False, load_manifest(final))
+        _write_atomically(final, tables, sections, progress, start)
+    return DatasetResult(final, did, False, DatasetManifest.load(final))
 
 
-def _raw_info(raw: RawFile, raw_path: Path, home: Path) -> dict:
+def _raw_info(raw: RawFile, raw_path: Path, layout: Layout) -> dict:
     """What the manifest keeps of the raw file: its path only relative to the storage
     root (and only when it lies under it), never a path of one machine."""
     info = {"name": raw_path.name, "size_bytes": raw.size_bytes, "sha256": raw.sha256}
-    rel = within_home(home, raw_path)
+    rel = layout.within(raw_path)
     return info | ({"path": rel} if rel is not None else {})
 
 
@@ -168,7 +172,7 @@ def _run_phases(raw_path: Path, config: DatasetConfig, progress: PhaseProgress):
         scaler = Scaler.fit(feats, split.split == 0)
         labels["split"] = split.split
         labels["usable"] = usable
-    manifest = {
+    sections = {  # the manifest's fields but those of the write phase (DatasetManifest)
         "symbol": config.symbol,
         "config": config.to_dict(),
         "code_version": code_version(),
@@ -195,7 +199,7 @@ def _run_phases(raw_path: Path, config: DatasetConfig, progress: PhaseProgress):
         "warmup_bars": feature_lib.warmup_bars(config.timeframe_min),
     }
     tables = {"features": feats, "labels": labels, "bars": decision, "scaler": scaler}
-    return tables, manifest
+    return tables, sections
 
 
 def round_trip_cost_ret(close: np.ndarray, config: DatasetConfig) -> np.ndarray:
@@ -257,27 +261,32 @@ def _label_counts(labels: pd.DataFrame, config: DatasetConfig, usable: np.ndarra
 
 
 def _write_atomically(
-    final: Path, tables: dict, manifest: dict, progress: PhaseProgress, start: float
+    final: Path, tables: dict, sections: dict, progress: PhaseProgress, start: float
 ) -> None:
+    """The dataset's files and, last, its manifest, into a temporary sibling of `final`
+    that is then renamed to `final`."""
     write_start = time.perf_counter()
     tmp = final.parent / f".tmp-{final.name}-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     try:
-        tables["features"].to_parquet(tmp / "features.parquet")
-        tables["labels"].to_parquet(tmp / "labels.parquet")
-        tables["bars"].to_parquet(tmp / "bars.parquet")
-        (tmp / "scaler.json").write_text(json.dumps(tables["scaler"].to_dict()))
-        (tmp / "splits.json").write_text(json.dumps(manifest["split"], indent=2))
-        manifest["files"] = {
-            p.name: {"sha256": file_sha256(p), "bytes": p.stat().st_size}
-            for p in sorted(tmp.iterdir())
-        }
-        manifest["seconds"] = dict(progress.seconds)
-        manifest["seconds"]["write"] = round(time.perf_counter() - write_start, 3)
-        manifest["seconds"]["total"] = round(time.perf_counter() - start, 3)  # incl. fingerprint
-        manifest["created_at"] = pd.Timestamp.now(tz="UTC").isoformat()
-        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, default=_json_default))
+        tables["features"].to_parquet(tmp / FEATURES_FILE)
+        tables["labels"].to_parquet(tmp / LABELS_FILE)
+        tables["bars"].to_parquet(tmp / BARS_FILE)
+        (tmp / SCALER_FILE).write_text(json.dumps(tables["scaler"].to_dict()))
+        (tmp / SPLITS_FILE).write_text(json.dumps(sections["split"], indent=2))
+        files = file_entries(tmp)
+        seconds = dict(progress.seconds)
+        seconds["write"] = round(time.perf_counter() - write_start, 3)
+        seconds["total"] = round(time.perf_counter() - start, 3)  # incl. fingerprint
+        manifest = DatasetManifest(
+            **sections,
+            files=files,
+            seconds=seconds,
+            created_at=pd.Timestamp.now(tz="UTC").isoformat(),
+        )
+        text = json.dumps(manifest.to_dict(), indent=2, default=_json_default)
+        (tmp / MANIFEST_FILE).write_text(text)
         if final.exists():  # a concurrent build finished first: keep its result
             shutil.rmtree(tmp)
             return

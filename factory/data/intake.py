@@ -11,16 +11,14 @@ submitter runs this.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from pathlib import Path
 
+from factory.data.manifest import MANIFEST_FILE, DatasetManifest
 from factory.errors import DataError, FactoryError
 from factory.files import atomic_dir, file_sha256
-from factory.layout import dataset_dir, plain_name, raw_dir, relative_to_home, within_home
-
-DATASET_MANIFEST = "manifest.json"
+from factory.layout import Layout
 
 
 def _digest_name(name: str, sha256: str) -> str:
@@ -54,54 +52,51 @@ def _copy_verified(src: Path, target: Path, sha256: str) -> None:
 def store_raw(home: Path, src: Path) -> tuple[str, str]:
     """(path relative to `home`, sha256) of the raw bar file `src`, which is copied to
     `<home>/data/raw/` first when it lies outside the root."""
+    layout = Layout(home)
     sha256 = file_sha256(src)
-    rel = within_home(home, src)
+    rel = layout.within(src)
     if rel is not None:
         return rel, sha256
     size = src.stat().st_size
     for name in (src.name, _digest_name(src.name, sha256)):
-        target = raw_dir(home) / name
+        target = layout.raw_file(name)
         if not target.exists():
             _copy_verified(src, target, sha256)
-            return relative_to_home(home, target), sha256
+            return layout.relative(target), sha256
         if _same_file(target, size, sha256):
-            return relative_to_home(home, target), sha256
+            return layout.relative(target), sha256
     raise FactoryError(
-        f"{raw_dir(home)}: {src.name} and {name} both hold other bars than {src}; "
+        f"{layout.raw_dir()}: {src.name} and {name} both hold other bars than {src}; "
         "fix: rename the file before submitting it"
     )
 
 
-def read_dataset_manifest(directory: Path) -> dict:
-    return json.loads((directory / DATASET_MANIFEST).read_text())
-
-
-def copy_dataset_files(src: Path, dest: Path) -> dict:
+def copy_dataset_files(src: Path, dest: Path) -> DatasetManifest:
     """Copy the files of dataset folder `src` into `dest`, each checked against the sha256
     its manifest records, then the manifest itself; the manifest."""
-    manifest = read_dataset_manifest(src)
-    for name, info in manifest["files"].items():
-        plain_name(name, f"{src / DATASET_MANIFEST}: file")
+    manifest = DatasetManifest.load(src)  # file names are checked plain names
+    for name, entry in manifest.files.items():
         shutil.copyfile(src / name, dest / name)
-        if file_sha256(dest / name) != info["sha256"]:
+        if not entry.matches(dest / name):
             raise DataError(
                 str(src / name),
                 "checksum differs from its manifest (a partial Drive sync?)",
                 "wait for the sync or rebuild it",
             )
-    shutil.copyfile(src / DATASET_MANIFEST, dest / DATASET_MANIFEST)
+    shutil.copyfile(src / MANIFEST_FILE, dest / MANIFEST_FILE)
     return manifest
 
 
 def store_dataset(home: Path, src: Path) -> str:
     """The path relative to `home` of dataset folder `src`, which is copied (verified) to
     `<home>/data/processed/<SYMBOL>/<dataset_id>/` first when it lies outside the root."""
-    rel = within_home(home, src)
+    layout = Layout(home)
+    rel = layout.within(src)
     if rel is not None:
         return rel
-    manifest = read_dataset_manifest(src)
-    target = dataset_dir(home, manifest["symbol"], manifest["dataset_id"])
-    if not (target / DATASET_MANIFEST).is_file():  # the id hashes the content: same data
+    manifest = DatasetManifest.load(src)
+    target = layout.dataset_dir(manifest.symbol, manifest.dataset_id)
+    if not (target / MANIFEST_FILE).is_file():  # the id hashes the content: same data
         with atomic_dir(target) as tmp:
             copy_dataset_files(src, tmp)
-    return relative_to_home(home, target)
+    return layout.relative(target)

@@ -19,7 +19,6 @@ Rows whose exit is unknown (no barrier outcome) or that have no next bar never t
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from factory.data.manifest import BARS_FILE, LABELS_FILE, DatasetManifest
 from factory.data.sessions import session_frame
 
 DEFAULT_THRESHOLD = 0.5
@@ -40,8 +40,8 @@ class Costs:
     cost_ticks_per_side: float
 
     @classmethod
-    def from_manifest(cls, manifest: dict) -> Costs:
-        c = manifest["costs"]
+    def from_manifest(cls, manifest: DatasetManifest) -> Costs:
+        c = manifest.costs
         return cls(
             float(c["tick_size"]), float(c["tick_value_usd"]), float(c["cost_ticks_per_side"])
         )
@@ -170,9 +170,9 @@ def backtest_dataset_rows(
 ) -> dict[str, Any]:
     """`backtest` of predictions on `rows` (positions) of a dataset folder's decision bars."""
     directory = Path(dataset_dir)
-    manifest = json.loads((directory / "manifest.json").read_text())
-    bars = pd.read_parquet(directory / "bars.parquet", columns=["open", "close"])
+    manifest = DatasetManifest.load(directory)
+    bars = pd.read_parquet(directory / BARS_FILE, columns=["open", "close"])
     cols = [f"exit_ret_h{horizon}", f"t1_h{horizon}"]
-    labels = pd.read_parquet(directory / "labels.parquet", columns=cols)
+    labels = pd.read_parquet(directory / LABELS_FILE, columns=cols)
     plan = trade_plan(bars, labels, horizon, rows)
     return backtest(plan, proba, Costs.from_manifest(manifest), threshold, overlap)

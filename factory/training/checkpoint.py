@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from factory.errors import FactoryError
-from factory.layout import checkpoints_dir
+from factory.layout import Layout
 from factory.training.context import Checkpoint
 
 log = logging.getLogger("factory.training.checkpoint")
@@ -196,7 +196,7 @@ class CheckpointStore:
         self.job_id = job_id
         self.keep = keep
         self.staging_dir = Path(staging_dir) if staging_dir is not None else None
-        self.job_dir = checkpoints_dir(self.root, job_id)
+        self.job_dir = Layout(self.root).checkpoints_dir(job_id)
         self.manifest_path = self.job_dir / MANIFEST_FILE
 
     def write(

@@ -32,20 +32,20 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from factory.bundle import PROBA_COLUMNS, RESULT_FILE
+from factory.data.manifest import LABELS_FILE
 from factory.errors import ConfigError
-from factory.evaluation.backtest import DEFAULT_THRESHOLD, backtest_dataset_rows
+from factory.evaluation.backtest import DEFAULT_THRESHOLD
 from factory.evaluation.metrics import predictions_sha256
 from factory.evaluation.scores import class_prior, classification_report
 from factory.files import atomic_dir
 from factory.models import get_model, resolve_params
 from factory.training.context import TrainingContext
-from factory.training.training_data import load_training_data
-from factory.version import code_version
+from factory.training.results import job_result, with_backtest
+from factory.training.training_data import TrainingData, load_training_data
 
-PROBA_COLUMNS = ["p_down", "p_flat", "p_up"]
 INNER_VAL_FRAC = 0.2
 OOF_FILE = "oof.parquet"
-RESULT_FILE = "result.json"
 _INF = np.iinfo(np.int64).max
 
 
@@ -205,6 +205,41 @@ def oof_frame(index: pd.DatetimeIndex, rows: np.ndarray, proba: np.ndarray, y: n
     return frame
 
 
+def _fold_of(
+    data: TrainingData, fold: int, folds: int, embargo: pd.Timedelta | int | None
+) -> tuple[Fold, pd.Timedelta | int]:
+    """Fold `fold` of `folds` over the train split of `data`, and the embargo it used
+    (None: max(horizon, the dataset's lookback_bars) bars)."""
+    if not 0 <= fold < folds:
+        raise ConfigError(f"fold {fold} is outside 0..{folds - 1}")
+    if embargo is None:
+        embargo = default_embargo_bars(data.horizon, [data.lookback_bars])
+    t1 = pd.read_parquet(data.dataset_dir / LABELS_FILE, columns=[f"t1_h{data.horizon}"])
+    eligible = np.zeros(len(data.y), dtype=bool)
+    eligible[data.split_rows("train")] = True
+    return purged_kfold(data.index, t1.iloc[:, 0], eligible, folds, embargo)[fold], embargo
+
+
+def _fold_fields(f: Fold, data: TrainingData) -> dict[str, Any]:
+    """What a cv result records of its fold: row counts and the time ranges of its rows."""
+    eligible_rows = data.split_rows("train")
+    return {
+        "rows": {
+            "eligible": len(eligible_rows),
+            "train": len(f.train_rows),
+            "inner_train": len(f.inner_train_rows),
+            "inner_val": len(f.inner_val_rows),
+            "test": len(f.test_rows),
+            "purged": f.purged,
+            "embargoed": f.embargoed,
+        },
+        "train_ranges": row_ranges(f.train_rows, eligible_rows, data.index),
+        "inner_val_ranges": row_ranges(f.inner_val_rows, eligible_rows, data.index),
+        "test_range": row_ranges(f.test_rows, eligible_rows, data.index)[0],
+        "test_span_end": f.test_end.isoformat() if f.test_end is not pd.NaT else None,
+    }
+
+
 def run_cv_fold(
     dataset_dir: str | Path,
     model_name: str,
@@ -223,51 +258,26 @@ def run_cv_fold(
     model_cls = get_model(model_name)
     resolved = resolve_params(model_name, params)
     data = load_training_data(dataset_dir, horizon)
-    if not 0 <= fold < folds:
-        raise ConfigError(f"fold {fold} is outside 0..{folds - 1}")
-    if embargo is None:
-        embargo = default_embargo_bars(data.horizon, [data.lookback_bars])
-    t1 = pd.read_parquet(data.dataset_dir / "labels.parquet", columns=[f"t1_h{data.horizon}"])
-    eligible = np.zeros(len(data.y), dtype=bool)
-    eligible[data.split_rows("train")] = True
-    f = purged_kfold(data.index, t1.iloc[:, 0], eligible, folds, embargo)[fold]
+    f, embargo = _fold_of(data, fold, folds, embargo)
     fold_data = data.with_rows(train=f.inner_train_rows, val=f.inner_val_rows, test=f.test_rows)
     model = model_cls(resolved).fit(fold_data, ctx)
     proba = model.predict_proba(fold_data, "test")
     y = fold_data.labels("test")
     metrics = classification_report(y, proba, class_prior(fold_data.labels("train")))
-    metrics["backtest"] = backtest_dataset_rows(
-        data.dataset_dir, data.horizon, f.test_rows, proba, threshold
+    with_backtest(metrics, data, f.test_rows, proba, threshold)
+    fields = {"params": dataclasses.asdict(resolved), "fold": fold, "folds": folds}
+    fields["embargo"] = int(embargo) if _is_bars(embargo) else str(pd.Timedelta(embargo))
+    fields |= _fold_fields(f, data)
+    fields |= {"metrics": {"test": metrics}, "oof_sha256": predictions_sha256(proba)}
+    result = job_result(
+        model_name,
+        model.kind,
+        data,
+        start,
+        fields,
+        with_dataset_dir=False,
+        summary=model.fit_summary(),
     )
-    eligible_rows = data.split_rows("train")
-    result = {
-        "model": model_name,
-        "kind": model.kind,
-        "horizon": data.horizon,
-        "dataset_id": data.dataset_id,
-        "params": dataclasses.asdict(resolved),
-        "fold": fold,
-        "folds": folds,
-        "embargo": int(embargo) if _is_bars(embargo) else str(pd.Timedelta(embargo)),
-        "rows": {
-            "eligible": len(eligible_rows),
-            "train": len(f.train_rows),
-            "inner_train": len(f.inner_train_rows),
-            "inner_val": len(f.inner_val_rows),
-            "test": len(f.test_rows),
-            "purged": f.purged,
-            "embargoed": f.embargoed,
-        },
-        "train_ranges": row_ranges(f.train_rows, eligible_rows, data.index),
-        "inner_val_ranges": row_ranges(f.inner_val_rows, eligible_rows, data.index),
-        "test_range": row_ranges(f.test_rows, eligible_rows, data.index)[0],
-        "test_span_end": f.test_end.isoformat() if f.test_end is not pd.NaT else None,
-        "metrics": {"test": metrics},
-        "oof_sha256": predictions_sha256(proba),
-        "code_version": code_version(),
-    }
-    result |= model.fit_summary()
-    result["seconds"] = round(time.perf_counter() - start, 3)
     return result, oof_frame(data.index, f.test_rows, proba, y)
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from factory.data.manifest import FEATURES_FILE, LABELS_FILE, SCALER_FILE, DatasetManifest
 from factory.data.scaling import Scaler
 from factory.data.windows import SequenceWindows
 from factory.errors import ConfigError, FactoryError
@@ -101,18 +102,8 @@ def balanced_class_weights(y: np.ndarray, n_classes: int = N_CLASSES) -> np.ndar
     return weights
 
 
-def _read_manifest(directory: Path) -> dict:
-    path = directory / "manifest.json"
-    if not path.is_file():
-        raise FactoryError(
-            f"{directory}: not a dataset folder (no manifest.json); "
-            "fix: pass the dataset_dir printed by `factory data`"
-        )
-    return json.loads(path.read_text())
-
-
-def _check_horizon(manifest: dict, horizon: int | None, directory: Path) -> int:
-    available = [int(h) for h in manifest["config"]["horizons"]]
+def _check_horizon(manifest: DatasetManifest, horizon: int | None, directory: Path) -> int:
+    available = list(manifest.horizons)
     if horizon is None:
         return available[0]
     if int(horizon) not in available:
@@ -126,12 +117,12 @@ def _check_horizon(manifest: dict, horizon: int | None, directory: Path) -> int:
 def load_training_data(dataset_dir: str | Path, horizon: int | None = None) -> TrainingData:
     """Load a dataset folder's arrays at `horizon` (default: the dataset's first one)."""
     directory = Path(dataset_dir)
-    manifest = _read_manifest(directory)
+    manifest = DatasetManifest.load(directory)
     horizon = _check_horizon(manifest, horizon, directory)
     label_col = f"label_h{horizon}"
-    labels = pd.read_parquet(directory / "labels.parquet", columns=[label_col, "split", "usable"])
-    feats = pd.read_parquet(directory / "features.parquet")
-    scaler = Scaler.from_dict(json.loads((directory / "scaler.json").read_text()))
+    labels = pd.read_parquet(directory / LABELS_FILE, columns=[label_col, "split", "usable"])
+    feats = pd.read_parquet(directory / FEATURES_FILE)
+    scaler = Scaler.from_dict(json.loads((directory / SCALER_FILE).read_text()))
     X = np.ascontiguousarray(scaler.transform(feats[list(scaler.columns)]), dtype=np.float32)
 
     label = labels[label_col]
@@ -155,9 +146,9 @@ def load_training_data(dataset_dir: str | Path, horizon: int | None = None) -> T
         rows=rows,
         class_weights=balanced_class_weights(y[rows["train"]]),
         horizon=horizon,
-        lookback_bars=int(manifest["config"]["lookback_bars"]),
+        lookback_bars=manifest.lookback_bars,
         feature_columns=tuple(scaler.columns),
-        dataset_id=str(manifest.get("dataset_id", directory.name)),
+        dataset_id=manifest.dataset_id,
         dataset_dir=directory,
         index=feats.index,
     )

@@ -10,9 +10,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from factory.bundle import load_bundle
 from factory.errors import FactoryError
 from factory.evaluation.metrics import predictions_sha256
-from factory.inference import load_bundle, predict_raw
+from factory.inference import predict_raw
 from factory.training.ensemble import run_ensemble
 from submitter.cli import main
 from tests.factory import evalplan

@@ -14,8 +14,9 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from jobs.connection import connect, resolve_redis_url
 from jobs.embedded import embedded_url, stop_embedded
-from jobs.settings import RedisConfigError, RedisSettings, connect, redact, resolve_redis_url
+from jobs.settings import RedisConfigError, RedisSettings, redact
 from tests.redis_server import RedisServer, free_port
 
 ROOT = Path(__file__).resolve().parents[2]

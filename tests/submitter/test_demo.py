@@ -7,9 +7,9 @@ import os
 import subprocess
 import sys
 
+from jobs.connection import connect
 from jobs.embedded import embedded_url, stop_embedded
 from jobs.plan import read_ledger
-from jobs.settings import connect
 from tests.conftest import REPO_ROOT
 
 

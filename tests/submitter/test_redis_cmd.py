@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
+from jobs.connection import connect
 from jobs.embedded import embedded_url, stop_embedded
-from jobs.settings import connect
 from tests.runner import run_factory
 
 

@@ -55,11 +55,11 @@ def test_dataset_folder_holds_the_contract(built):
     for h in config.horizons:
         assert {f"label_h{h}", f"t1_h{h}", f"ret_h{h}"} <= set(labels.columns)
     m = result.manifest
-    assert m["raw"]["sha256"] and m["config"]["horizons"] == [5, 10]
-    assert m["code_version"] and m["validation"]["rows_in"] == N_BARS
-    assert set(m["seconds"]) >= {"ingest", "features", "labels", "total"}
-    assert m["label_counts"]["5"]["1"] > 0 and m["label_counts"]["5"]["-1"] > 0
-    assert m["rows"]["train"] > m["rows"]["val"] > 0 and m["rows"]["test"] > 0
+    assert m.raw["sha256"] and m.config["horizons"] == [5, 10] and m.horizons == (5, 10)
+    assert m.code_version and m.validation["rows_in"] == N_BARS
+    assert set(m.seconds) >= {"ingest", "features", "labels", "total"}
+    assert m.label_counts["5"]["1"] > 0 and m.label_counts["5"]["-1"] > 0
+    assert m.rows["train"] > m.rows["val"] > 0 and m.rows["test"] > 0
 
 
 def test_usable_rows_have_finite_features_and_windows(built):
@@ -205,7 +205,7 @@ def test_costs_in_ticks_come_from_the_symbol_spec(built):
     bars = pd.read_parquet(result.dataset_dir / "bars.parquet")
     expected = 2 * config.cost_ticks_per_side * 0.25 / bars["close"]
     np.testing.assert_allclose(labels["cost_ret"], expected)
-    assert result.manifest["costs"]["tick_size"] == 0.25
+    assert result.manifest.costs["tick_size"] == 0.25
 
 
 def test_timeframe_sets_the_decision_bar_and_horizons_count_its_bars(raw_file, tmp_path):

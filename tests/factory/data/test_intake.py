@@ -10,7 +10,7 @@ import pytest
 from factory.data.intake import store_dataset, store_raw
 from factory.errors import FactoryError
 from factory.files import file_sha256
-from factory.layout import StoragePathError, relative_to_home, resolve_in_home, within_home
+from factory.layout import Layout, StoragePathError
 
 
 @pytest.mark.parametrize(
@@ -19,26 +19,26 @@ from factory.layout import StoragePathError, relative_to_home, resolve_in_home, 
 )
 def test_an_absolute_or_escaping_path_is_refused(tmp_path, rel):
     with pytest.raises(StoragePathError, match="storage root") as info:
-        resolve_in_home(tmp_path, rel, "bundle")
+        Layout(tmp_path).resolve(rel, "bundle")
     assert "\n" not in str(info.value)
 
 
 def test_a_relative_path_resolves_under_each_home(tmp_path):
-    assert resolve_in_home(tmp_path / "a", "models/job-1") == tmp_path / "a" / "models" / "job-1"
-    assert resolve_in_home(tmp_path / "b", "models/job-1") == tmp_path / "b" / "models" / "job-1"
+    assert Layout(tmp_path / "a").resolve("models/job-1") == tmp_path / "a" / "models" / "job-1"
+    assert Layout(tmp_path / "b").resolve("models/job-1") == tmp_path / "b" / "models" / "job-1"
 
 
-def test_relative_to_home_through_a_symlink_and_outside(tmp_path):
+def test_layout_relative_through_a_symlink_and_outside(tmp_path):
     home = tmp_path / "home"
     (home / "models").mkdir(parents=True)
     view = tmp_path / "view"
     view.symlink_to(home)
-    assert relative_to_home(home, home / "models" / "x") == "models/x"
-    assert relative_to_home(home, view / "models" / "x") == "models/x"  # same storage
-    assert relative_to_home(view, home / "models" / "x") == "models/x"
-    assert within_home(home, tmp_path / "elsewhere") is None
+    assert Layout(home).relative(home / "models" / "x") == "models/x"
+    assert Layout(home).relative(view / "models" / "x") == "models/x"  # same storage
+    assert Layout(view).relative(home / "models" / "x") == "models/x"
+    assert Layout(home).within(tmp_path / "elsewhere") is None
     with pytest.raises(StoragePathError, match="outside the storage root"):
-        relative_to_home(home, tmp_path / "elsewhere" / "f.csv")
+        Layout(home).relative(tmp_path / "elsewhere" / "f.csv")
 
 
 def test_a_raw_file_outside_is_copied_once_and_a_clash_is_renamed(tmp_path):
@@ -89,5 +89,5 @@ def test_the_dataset_manifest_records_no_machine_path(tmp_path):
     raw = write_raw(synthetic_bars("MES", days=6, seed=5), home / "data" / "raw" / "b.parquet")
     config = DatasetConfig(symbol="MES", tick_size=0.25, horizons=(5,), lookback_bars=32)
     manifest = build_dataset(raw, config, home).manifest
-    assert manifest["raw"]["path"] == "data/raw/b.parquet"
-    assert str(tmp_path) not in json.dumps(manifest)
+    assert manifest.raw["path"] == "data/raw/b.parquet"
+    assert str(tmp_path) not in json.dumps(manifest.to_dict())

@@ -35,12 +35,12 @@ def test_real_file_builds_a_dataset(name, tmp_path):
     config = DatasetConfig(symbol=symbol, tick_size=TICK[symbol], tz="America/New_York")
     result = build_dataset(path, config, tmp_path)
     m = result.manifest
-    assert m["rows"]["train"] > 0 and m["rows"]["val"] > 0 and m["rows"]["test"] > 0
-    assert m["validation"]["out_of_session_dropped"] < 0.02 * m["rows"]["raw"]
-    for counts in m["label_counts"].values():
+    assert m.rows["train"] > 0 and m.rows["val"] > 0 and m.rows["test"] > 0
+    assert m.validation["out_of_session_dropped"] < 0.02 * m.rows["raw"]
+    for counts in m.label_counts.values():
         assert counts["-1"] > 0 and counts["1"] > 0
     if symbol == "MGC":
-        assert m["validation"]["zero_volume_throughout"]
+        assert m.validation["zero_volume_throughout"]
 
 
 def test_real_data_path_is_outside_the_repo():

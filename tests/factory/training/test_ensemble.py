@@ -11,14 +11,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import log_loss
 
 from factory.errors import ConfigError, FactoryError
-from factory.training.ensemble import (
-    GreedySelection,
-    LogisticStacker,
-    assemble_oof,
-    meta_from_dict,
-    model_proba,
-    run_ensemble,
-)
+from factory.training.ensemble import assemble_oof, model_proba, run_ensemble
+from factory.training.stacking import GreedySelection, LogisticStacker, meta_from_dict
 from tests.factory import evalplan
 
 TIMES = pd.date_range("2024-01-08 15:00", periods=12, freq="1min", tz="UTC", name="timestamp")
