@@ -1,9 +1,9 @@
 """Redis connection settings: which server, how to reach it, and errors that never leak secrets.
 
-Which URL a command uses is jobs.connection's choice. `redis://` and `rediss://` (TLS) URLs may hold `user:password@` or
-`:password@`, a db number and redis-py's TLS options in the query
-(`?ssl_cert_reqs=required&ssl_ca_certs=/path/ca.pem`). $REDIS_CA_CERT names a CA file for a
-hosted Redis with a private CA when the URL does not.
+Which URL a command uses is jobs.connection's choice. `redis://` and `rediss://` (TLS)
+URLs may hold `user:password@` or `:password@`, a db number and redis-py's TLS options in
+the query (`?ssl_cert_reqs=required&ssl_ca_certs=/path/ca.pem`). $REDIS_CA_CERT names a
+CA file for a hosted Redis with a private CA when the URL does not.
 """
 
 from __future__ import annotations
