@@ -8,7 +8,8 @@ import os
 from pathlib import Path
 
 from factory.data.intake import copy_dataset_files
-from factory.data.manifest import DatasetManifest
+from factory.data.manifest import DatasetManifest, load_verified
+from factory.errors import FactoryError
 from factory.files import atomic_dir
 from factory.layout import plain_name
 from jobs.attempt_env import ENV_CACHE
@@ -22,9 +23,18 @@ def local_dataset(dataset_dir: Path, cache_root: Path | None = None) -> Path:
     if cache_root is None:
         return dataset_dir
     target = cache_root / plain_name(DatasetManifest.load(dataset_dir).dataset_id, "dataset id")
-    if (target / VERIFIED).is_file():
+    if (target / VERIFIED).is_file() and _still_intact(target):
         return target
     with atomic_dir(target) as tmp:  # a copy that fails verification leaves nothing behind
         copy_dataset_files(dataset_dir, tmp)
         (tmp / VERIFIED).write_text("ok")
     return target
+
+
+def _still_intact(target: Path) -> bool:
+    """Whether a cached copy still matches its manifest (a damaged one is copied again)."""
+    try:
+        load_verified(target)
+    except FactoryError:
+        return False
+    return True

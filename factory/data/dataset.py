@@ -31,15 +31,17 @@ from factory.data.manifest import (
     SCALER_FILE,
     SPLITS_FILE,
     DatasetManifest,
+    ManifestError,
+    load_verified,
 )
 from factory.data.resample import resample_bars
 from factory.data.scaling import Scaler
 from factory.data.sessions import out_of_session_counts, session_frame
 from factory.data.splits import time_split
 from factory.data.validate import validate_bars
-from factory.errors import DataError
+from factory.errors import DataError, FactoryError
 from factory.features.indicators import atr
-from factory.files import file_entries
+from factory.files import file_entries, replace_dir
 from factory.layout import Layout, ensure_writable
 from factory.progress import PhaseProgress
 from factory.version import code_version, data_code_version
@@ -54,9 +56,13 @@ class DatasetResult:
     dataset_id: str
     cached: bool
     manifest: DatasetManifest
+    rebuilt_because: str | None = None  # a damaged cached copy was replaced (why)
 
     def summary(self) -> dict:
         m = self.manifest
+        warnings = list(m.ingest.get("warnings", []))
+        if self.rebuilt_because:
+            warnings.insert(0, f"the cached dataset was damaged ({self.rebuilt_because}): rebuilt")
         return {
             "dataset_dir": str(self.dataset_dir),
             "dataset_id": self.dataset_id,
@@ -65,7 +71,7 @@ class DatasetResult:
             "n_features": len(m.feature_columns),
             "label_counts": m.label_counts,
             "seconds": m.seconds["total"],
-            "warnings": m.ingest.get("warnings", []),
+            "warnings": warnings,
         }
 
 
@@ -86,15 +92,29 @@ def build_dataset(
     raw = RawFile.of(raw_path)
     did = dataset_id_for(raw, config)
     final = layout.dataset_dir(config.symbol, did)
-    if (final / MANIFEST_FILE).is_file():
-        return DatasetResult(final, did, True, DatasetManifest.load(final))
+    damaged = None
+    if final.exists():  # a cache hit only once every checksum of its manifest matches
+        damaged = cache_problem(final)
+        if damaged is None:
+            return DatasetResult(final, did, True, DatasetManifest.load(final))
     progress = progress or PhaseProgress(PHASES, enabled=False)
     start = time.perf_counter()
     tables, sections = _run_phases(raw_path, config, progress)
     sections.update(dataset_id=did, raw=_raw_info(raw, raw_path, layout))
     with progress.phase("write"):
         _write_atomically(final, tables, sections, progress, start)
-    return DatasetResult(final, did, False, DatasetManifest.load(final))
+    return DatasetResult(final, did, False, DatasetManifest.load(final), damaged)
+
+
+def cache_problem(directory: Path) -> str | None:
+    """What is wrong with the dataset folder `directory` (None: every file checks out)."""
+    try:
+        load_verified(directory)
+    except (DataError, ManifestError) as exc:
+        return str(exc.problem) if isinstance(exc, DataError) else str(exc).split(";")[0]
+    except FactoryError:  # no manifest.json
+        return f"no {MANIFEST_FILE}"
+    return None
 
 
 def _raw_info(raw: RawFile, raw_path: Path, layout: Layout) -> dict:
@@ -287,10 +307,10 @@ def _write_atomically(
         )
         text = json.dumps(manifest.to_dict(), indent=2, default=_json_default)
         (tmp / MANIFEST_FILE).write_text(text)
-        if final.exists():  # a concurrent build finished first: keep its result
+        if final.exists() and cache_problem(final) is None:  # a concurrent build won
             shutil.rmtree(tmp)
             return
-        os.replace(tmp, final)
+        replace_dir(tmp, final)  # a damaged copy is replaced
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

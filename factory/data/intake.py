@@ -15,10 +15,12 @@ import os
 import shutil
 from pathlib import Path
 
-from factory.data.manifest import MANIFEST_FILE, DatasetManifest
+from factory.data.manifest import MANIFEST_FILE, DatasetManifest, file_problem
 from factory.errors import DataError, FactoryError
 from factory.files import atomic_dir, file_sha256
 from factory.layout import Layout
+
+_SYNC_OR_REBUILD = "wait for the sync or rebuild it"
 
 
 def _digest_name(name: str, sha256: str) -> str:
@@ -76,12 +78,14 @@ def copy_dataset_files(src: Path, dest: Path) -> DatasetManifest:
     its manifest records, then the manifest itself; the manifest."""
     manifest = DatasetManifest.load(src)  # file names are checked plain names
     for name, entry in manifest.files.items():
+        if not (src / name).is_file():
+            raise DataError(str(src / name), "is missing (a partial Drive sync?)", _SYNC_OR_REBUILD)
         shutil.copyfile(src / name, dest / name)
-        if not entry.matches(dest / name):
+        if file_problem(dest / name, entry):
             raise DataError(
                 str(src / name),
                 "checksum differs from its manifest (a partial Drive sync?)",
-                "wait for the sync or rebuild it",
+                _SYNC_OR_REBUILD,
             )
     shutil.copyfile(src / MANIFEST_FILE, dest / MANIFEST_FILE)
     return manifest

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from factory.errors import FactoryError
+from factory.errors import DataError, FactoryError
 from factory.files import FileEntry
 
 MANIFEST_FILE = "manifest.json"
@@ -26,6 +26,7 @@ LABELS_FILE = "labels.parquet"
 BARS_FILE = "bars.parquet"
 SCALER_FILE = "scaler.json"
 SPLITS_FILE = "splits.json"
+REBUILD_FIX = "run the same `factory data` command again to rebuild it"
 
 _SECTIONS = ("ingest", "validation", "rows", "split", "label_counts", "costs", "raw", "seconds")
 _STRINGS = ("symbol", "code_version", "data_code_version", "dataset_id", "created_at")
@@ -100,6 +101,31 @@ class DatasetManifest:
                 f"{path}: not JSON ({exc}); fix: rebuild the dataset, or copy it again"
             ) from exc
         return cls.from_dict(data, str(path))
+
+    def verify(self, directory: str | Path, fix: str = REBUILD_FIX) -> None:
+        """Every file the manifest lists is in `directory` with its recorded size and
+        sha256; else a DataError naming the first file that is missing or differs."""
+        directory = Path(directory)
+        for name, entry in sorted(self.files.items()):
+            problem = file_problem(directory / name, entry)
+            if problem:
+                raise DataError(f"dataset {directory}", f"{name} {problem}", fix)
+
+
+def file_problem(path: Path, entry: FileEntry) -> str | None:
+    """Why the file at `path` is not the one `entry` records (None when it is)."""
+    if not path.is_file():
+        return "is missing"
+    if path.stat().st_size != entry.bytes or not entry.matches(path):
+        return "changed since the dataset was built (sha256 mismatch)"
+    return None
+
+
+def load_verified(directory: str | Path, fix: str = REBUILD_FIX) -> DatasetManifest:
+    """The manifest of dataset folder `directory` once every file it lists checks out."""
+    manifest = DatasetManifest.load(directory)
+    manifest.verify(directory, fix)
+    return manifest
 
 
 def _checked(data: Any) -> dict[str, Any]:

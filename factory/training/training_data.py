@@ -17,7 +17,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from factory.data.manifest import FEATURES_FILE, LABELS_FILE, SCALER_FILE, DatasetManifest
+from factory.data.manifest import (
+    FEATURES_FILE,
+    LABELS_FILE,
+    SCALER_FILE,
+    DatasetManifest,
+    load_verified,
+)
 from factory.data.scaling import Scaler
 from factory.data.windows import SequenceWindows
 from factory.errors import ConfigError, FactoryError
@@ -115,9 +121,11 @@ def _check_horizon(manifest: DatasetManifest, horizon: int | None, directory: Pa
 
 
 def load_training_data(dataset_dir: str | Path, horizon: int | None = None) -> TrainingData:
-    """Load a dataset folder's arrays at `horizon` (default: the dataset's first one)."""
+    """Load a dataset folder's arrays at `horizon` (default: the dataset's first one), once
+    every file checks out against its manifest (a one-line DataError names one that does
+    not: training never sees a changed byte)."""
     directory = Path(dataset_dir)
-    manifest = DatasetManifest.load(directory)
+    manifest = load_verified(directory)
     horizon = _check_horizon(manifest, horizon, directory)
     label_col = f"label_h{horizon}"
     labels = pd.read_parquet(directory / LABELS_FILE, columns=[label_col, "split", "usable"])
