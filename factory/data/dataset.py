@@ -20,9 +20,10 @@ import numpy as np
 import pandas as pd
 
 from factory import features as feature_lib
+from factory.data.archive import check_raw_path, read_raw
 from factory.data.config import DatasetConfig
-from factory.data.ingest import RawFile, read_bars
-from factory.data.labels import triple_barrier
+from factory.data.ingest import RawFile
+from factory.data.labels import spans_long_gap, triple_barrier
 from factory.data.manifest import (
     BARS_FILE,
     FEATURES_FILE,
@@ -34,6 +35,7 @@ from factory.data.manifest import (
     ManifestError,
     load_verified,
 )
+from factory.data.notices import dataset_warnings
 from factory.data.resample import resample_bars
 from factory.data.scaling import Scaler
 from factory.data.sessions import out_of_session_counts, session_frame
@@ -85,8 +87,7 @@ def build_dataset(
 ) -> DatasetResult:
     """Build (or find cached) the dataset of `raw_path` under `home`."""
     raw_path = Path(raw_path)
-    if not raw_path.is_file():
-        raise DataError(str(raw_path), "file not found", "check the --raw path")
+    check_raw_path(raw_path)
     layout = Layout(home)
     ensure_writable(layout.processed_dir(config.symbol))
     raw = RawFile.of(raw_path)
@@ -148,7 +149,7 @@ def build_feature_frames(
     progress = progress or PhaseProgress(PHASES, enabled=False)
     source = str(raw_path)
     with progress.phase("ingest"):
-        raw_bars, ingest_info = read_bars(raw_path, config.tz)
+        raw_bars, ingest_info = read_raw(Path(raw_path), config.tz)
     with progress.phase("validate"):
         bars, report = validate_bars(raw_bars, source)
         del raw_bars
@@ -180,6 +181,7 @@ def _run_phases(raw_path: Path, config: DatasetConfig, progress: PhaseProgress):
         labels["cost_ret"] = round_trip_cost_ret(decision["close"].to_numpy(), config)
     with progress.phase("splits"):
         usable = usable_rows(feats, config.lookback_bars)
+        usable &= ~spans_long_gap(labels, config.max_horizon)
         t1 = labels[f"t1_h{config.max_horizon}"].to_numpy(dtype="datetime64[ns]")
         split = time_split(
             decision.index,
@@ -197,7 +199,7 @@ def _run_phases(raw_path: Path, config: DatasetConfig, progress: PhaseProgress):
         "config": config.to_dict(),
         "code_version": code_version(),
         "data_code_version": data_code_version(),
-        "ingest": ingest_info,
+        "ingest": ingest_info | {"warnings": dataset_warnings(ingest_info, report, config)},
         "validation": report,
         "rows": {
             "raw": ingest_info["raw_rows"],
