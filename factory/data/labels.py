@@ -12,6 +12,9 @@ t+1 .. t+H are scanned in order; the first that reaches a barrier decides:
 - none within H rows  -> label 0, code BARRIER_VERTICAL, decided at row t + H
 - fewer than H rows ahead and none of them touches -> label <NA>, code BARRIER_TAIL
 - atr NaN or <= 0 (or close not finite) -> label <NA>, code BARRIER_UNDEFINED
+- decided only after a hole in the bars longer than a weekend
+  (`factory.data.anomalies.LONG_GAP`) -> label <NA>, code BARRIER_GAP: a label never
+  spans such a gap (nor does ret_h{H}), and the dataset does not use the row
 
 A label depends only on the rows up to the one where it is decided (its t1), so it is
 the same whether or not later data exists.
@@ -24,12 +27,15 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from factory.data.anomalies import LONG_GAP
+
 BARRIER_UPPER = 1
 BARRIER_LOWER = -1
 BARRIER_VERTICAL = 0
 BARRIER_DOUBLE = 2
 BARRIER_TAIL = 3
 BARRIER_UNDEFINED = 4
+BARRIER_GAP = 5
 
 _NAT = np.iinfo(np.int64).min
 
@@ -153,13 +159,19 @@ def _columns_for_horizon(
     touched = (first_k >= 1) & (first_k <= h) & valid
     has_end = rows + h < n
     end = np.minimum(rows + h, n - 1)
+    gaps = _gaps_up_to(ts)
+    decided_at = np.where(touched, rows + first_k, end)
+    across = gaps[decided_at] > gaps  # a long gap between the row and where it is decided
     with np.errstate(divide="ignore", invalid="ignore"):
-        ret = np.where(has_end, np.log(close[end] / close), np.nan)
+        ret = np.where(has_end & (gaps[end] == gaps), np.log(close[end] / close), np.nan)
     vertical = valid & ~touched & has_end
+    touched &= ~across
+    vertical &= ~across
 
     code = np.full(n, BARRIER_TAIL, dtype=np.int8)
     code[vertical] = BARRIER_VERTICAL
     code[touched] = touch_code[touched]
+    code[across & valid] = BARRIER_GAP
     code[~valid] = BARRIER_UNDEFINED
 
     t1 = np.full(n, _NAT, dtype=np.int64)
@@ -174,3 +186,16 @@ def _columns_for_horizon(
     label_values = np.where(decided, code, 0).astype(np.int8)
     label = pd.arrays.IntegerArray(label_values, ~decided)
     return label, code, t1, ret, exit_ret
+
+
+def _gaps_up_to(ts: np.ndarray) -> np.ndarray:
+    """For each row, how many holes longer than LONG_GAP lie before it (sorted epoch ns)."""
+    out = np.zeros(len(ts), dtype=np.int64)
+    if len(ts) > 1:
+        out[1:] = np.cumsum(np.diff(ts) > LONG_GAP.value)
+    return out
+
+
+def spans_long_gap(labels: pd.DataFrame, horizon: int) -> np.ndarray:
+    """Rows whose label at `horizon` (the longest: it spans every shorter one) crosses a gap."""
+    return labels[f"barrier_h{horizon}"].to_numpy() == BARRIER_GAP

@@ -51,3 +51,14 @@ def symbol_spec(
         tick_value_usd if tick_value_usd is not None else (known.tick_value_usd if known else 0.0)
     )
     return SymbolSpec(name, float(size), float(value))
+
+
+def cost_warning(symbol: str, tick_value_usd: float) -> str | None:
+    """A warning when an unknown symbol's costs are zero (no tick value was given)."""
+    name = symbol.strip().upper()
+    if name in KNOWN_SYMBOLS or tick_value_usd > 0:
+        return None
+    return (
+        f"symbol {name!r} is unknown and has no tick value: costs in USD are zero "
+        "(round trip $0.00); pass --tick-value with the USD value of one tick"
+    )

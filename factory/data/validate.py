@@ -1,7 +1,8 @@
 """Phase 1b: validate raw bars; fix what can be fixed (with counts), refuse the rest.
 
-Every fix is counted in the report that ends up in the dataset manifest; nothing is
-changed silently. Refusals are `DataError`s: one line naming file, column and fix.
+Every fix is counted in the report that ends up in the dataset manifest, and every
+fix or doubt the user should know of is also a line in `report["warnings"]`; nothing
+is changed silently. Refusals are `DataError`s: one line naming file, column and fix.
 """
 
 from __future__ import annotations
@@ -9,10 +10,18 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from factory.data.anomalies import (
+    MOST,
+    gap_warning,
+    long_gaps,
+    non_finite_rows,
+    spike_rows,
+)
 from factory.data.ingest import BAR_COLUMNS, PRICE_COLUMNS
 from factory.errors import DataError
 
 _EMPTY_TOKENS = {"", "nan", "NaN", "NAN", "null", "NULL", "None", "NA", "N/A", "-"}
+MANY_DUPLICATES = 0.001  # a share of the rows above which duplicates are "many"
 
 
 def _to_float(values: pd.Series, column: str, source: str) -> np.ndarray:
@@ -41,14 +50,84 @@ def _order_and_dedupe(bars: pd.DataFrame, report: dict) -> pd.DataFrame:
     dup = bars.index.duplicated(keep="last")
     report["duplicate_timestamps"] = int(dup.sum())
     if dup.any():
+        _warn_duplicates(bars, dup, report)
         bars = bars[~dup]
     return bars
+
+
+def _warn_duplicates(bars: pd.DataFrame, dup: np.ndarray, report: dict) -> None:
+    """Many duplicates, or duplicates that disagree, are worth a warning."""
+    repeated = bars[bars.index.duplicated(keep=False)]
+    conflicting = int((repeated.groupby(level=0)["close"].nunique(dropna=False) > 1).sum())
+    report["conflicting_duplicate_timestamps"] = conflicting
+    if conflicting == 0 and dup.sum() <= MANY_DUPLICATES * len(bars):
+        return
+    report["warnings"].append(
+        f"{int(dup.sum()):,} duplicate timestamps ({conflicting:,} of them with different "
+        "prices, as when overlapping contracts are concatenated); the last row of each was "
+        "kept, so the series may hop between contracts: give one continuous contract series"
+    )
+
+
+def _drop_bad_prices(bars: pd.DataFrame, report: dict, source: str) -> pd.DataFrame:
+    """Rows with a missing, infinite, non-positive or absurd price are dropped (counted)."""
+    prices = bars[list(PRICE_COLUMNS)].to_numpy(dtype=np.float64)
+    nan_rows = np.isnan(prices).any(axis=1)
+    inf_rows = non_finite_rows(prices) & ~nan_rows
+    with np.errstate(invalid="ignore"):
+        nonpos = (prices <= 0).any(axis=1) & ~nan_rows & ~inf_rows
+    ok = ~(nan_rows | inf_rows | nonpos)
+    spikes = np.zeros(len(bars), dtype=bool)
+    spikes[ok] = spike_rows(prices[ok], prices[ok, 3])
+    counts = {
+        "nan_ohlc_rows_dropped": int(nan_rows.sum()),
+        "non_finite_price_rows_dropped": int(inf_rows.sum()),
+        "non_positive_price_rows_dropped": int(nonpos.sum()),
+        "absurd_price_rows_dropped": int(spikes.sum()),
+    }
+    report.update(counts)
+    bad = ~ok | spikes
+    if bad.all() or bad.mean() > MOST:
+        raise DataError(
+            source,
+            f"{int(bad.sum()):,} of {len(bars):,} rows have missing, infinite, non-positive or "
+            f"absurd prices ({_counts_text(counts)})",
+            "check the price columns (order, units, decimal separator)",
+        )
+    if bad.any():
+        report["warnings"].append(_drop_warning(bars, prices, bad, spikes, counts))
+    return bars[~bad]
+
+
+def _counts_text(counts: dict) -> str:
+    names = {
+        "nan_ohlc_rows_dropped": "missing",
+        "non_finite_price_rows_dropped": "infinite",
+        "non_positive_price_rows_dropped": "non-positive",
+        "absurd_price_rows_dropped": "absurd (over 50 % from the bars around)",
+    }
+    return ", ".join(f"{v:,} {names[k]}" for k, v in counts.items() if v)
+
+
+def _drop_warning(bars, prices: np.ndarray, bad, spikes, counts: dict) -> str:
+    first = int(np.flatnonzero(spikes if spikes.any() else bad)[0])
+    row = prices[first]
+    example = ", ".join(f"{k}={v:g}" for k, v in zip(PRICE_COLUMNS, row, strict=True))
+    return (
+        f"dropped {int(bad.sum()):,} bar(s) with bad prices: {_counts_text(counts)} "
+        f"(e.g. {example} at {bars.index[first]:%Y-%m-%d %H:%M} UTC)"
+    )
 
 
 def _fix_ohlc(arr: dict[str, np.ndarray], report: dict) -> None:
     o, h, lo, c = (arr[k] for k in PRICE_COLUMNS)
     swapped = h < lo
     report["high_below_low_fixed"] = int(swapped.sum())
+    if swapped.mean() > MOST:
+        report["warnings"].append(
+            f"high is below low on {int(swapped.sum()):,} of {len(h):,} rows (swapped back): "
+            "the high and low columns look exchanged; check the file's column order"
+        )
     if swapped.any():
         h[swapped], lo[swapped] = lo[swapped].copy(), h[swapped].copy()
     outside = (o > h) | (o < lo) | (c > h) | (c < lo)
@@ -57,9 +136,23 @@ def _fix_ohlc(arr: dict[str, np.ndarray], report: dict) -> None:
     np.minimum(lo, np.minimum(o, c), out=lo)
 
 
+def _fix_volume(arr: dict[str, np.ndarray], report: dict) -> None:
+    vol = arr["volume"]
+    report["nan_volume_set_to_zero"] = int(np.isnan(vol).sum())
+    report["negative_volume_set_to_zero"] = int((vol < 0).sum())
+    report["infinite_volume_set_to_zero"] = int(np.isinf(vol).sum())
+    arr["volume"] = np.where(~np.isfinite(vol) | (vol < 0), 0.0, vol)
+    report["zero_volume_throughout"] = bool((arr["volume"] == 0).all())
+    if report["zero_volume_throughout"]:
+        report["warnings"].append(
+            "volume is zero in every bar (as in spot or quote files): the volume features "
+            "carry no information; give a file with traded volume if there is one"
+        )
+
+
 def validate_bars(raw: pd.DataFrame, source: str) -> tuple[pd.DataFrame, dict]:
     """Clean float64 bars on a sorted, unique UTC index, and the validation report."""
-    report: dict = {"rows_in": len(raw)}
+    report: dict = {"rows_in": len(raw), "warnings": []}
     nat = raw.index.isna()
     report["unplaceable_local_times_dropped"] = int(nat.sum())
     raw = raw[~nat]
@@ -67,27 +160,11 @@ def validate_bars(raw: pd.DataFrame, source: str) -> tuple[pd.DataFrame, dict]:
     arr = {col: _to_float(raw[col], col, source) for col in BAR_COLUMNS}
     bars = pd.DataFrame(arr, index=raw.index)
     bars = _order_and_dedupe(bars, report)
-
-    nan_rows = bars[list(PRICE_COLUMNS)].isna().any(axis=1).to_numpy()
-    report["nan_ohlc_rows_dropped"] = int(nan_rows.sum())
-    bars = bars[~nan_rows]
-    nonpos = (bars[list(PRICE_COLUMNS)] <= 0).any(axis=1).to_numpy()
-    report["non_positive_price_rows_dropped"] = int(nonpos.sum())
-    bars = bars[~nonpos]
-    if bars.empty:
-        raise DataError(
-            source,
-            "no valid rows left (every row has NaN or non-positive prices)",
-            "check the price columns",
-        )
+    bars = _drop_bad_prices(bars, report, source)
 
     arr = {col: bars[col].to_numpy(dtype=np.float64, copy=True) for col in BAR_COLUMNS}
     _fix_ohlc(arr, report)
-    vol = arr["volume"]
-    report["nan_volume_set_to_zero"] = int(np.isnan(vol).sum())
-    report["negative_volume_set_to_zero"] = int((vol < 0).sum())
-    arr["volume"] = np.where(np.isnan(vol) | (vol < 0), 0.0, vol)
-    report["zero_volume_throughout"] = bool((arr["volume"] == 0).all())
+    _fix_volume(arr, report)
 
     off_minute = (bars.index.asi8 % 60_000_000_000) != 0
     report["off_minute_timestamps"] = int(off_minute.sum())
@@ -100,6 +177,10 @@ def validate_bars(raw: pd.DataFrame, source: str) -> tuple[pd.DataFrame, dict]:
     clean = pd.DataFrame(arr, index=bars.index)
     clean = clean[~off_minute]
     _check_spacing(clean.index, source)
+    gaps = long_gaps(clean.index)
+    report["long_gaps"] = len(gaps)
+    if gaps:
+        report["warnings"].append(gap_warning(gaps))
     report["rows_out"] = len(clean)
     return clean, report
 
