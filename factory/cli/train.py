@@ -14,6 +14,8 @@ import signal
 import sys
 from pathlib import Path
 
+from factory.cli.output import json_errors
+
 EXIT_STOPPED = 130
 
 
@@ -38,7 +40,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--home", help="storage root (default $FACTORY_HOME, else ./factory_home)")
     p.add_argument("--json", action="store_true", help="print one JSON object (the result)")
-    p.set_defaults(handler=run_train)
+    p.set_defaults(handler=json_errors(run_train))
 
 
 def parse_params(pairs: list[str]) -> dict[str, str]:
