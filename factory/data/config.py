@@ -82,11 +82,14 @@ class DatasetConfig:
                 f"embargo_min={self.embargo_min} is shorter than the longest horizon "
                 f"({self.min_embargo_min} min); fix: raise it or leave it unset"
             )
+        if self.tz == "auto":  # detected from the daily break (factory.data.timezone)
+            return
         try:
             pd.Timestamp("2020-01-01").tz_localize(self.tz)
         except Exception as exc:  # pytz / zoneinfo raise different types
             raise ConfigError(
-                f"timezone {self.tz!r} is unknown; fix: use an IANA name like America/New_York"
+                f"timezone {self.tz!r} is unknown; fix: use an IANA name like America/New_York "
+                "(or auto)"
             ) from exc
 
     @property

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from factory.data.sessions import guess_timezone
+from factory.data.timezone import end_stamp_warning, fit_warning, survey, undetected_reason
 from factory.errors import DataError
 
 PRICE_COLUMNS = ("open", "high", "low", "close")
@@ -242,34 +242,38 @@ def parse_timestamps(frame: pd.DataFrame, source: str) -> pd.DatetimeIndex:
 
 
 def localize(index: pd.DatetimeIndex, tz: str, source: str) -> tuple[pd.DatetimeIndex, dict]:
-    """UTC timestamps: naive ones are read in `tz` ('auto' guesses), aware ones converted."""
+    """UTC timestamps: naive ones are read in `tz` ('auto' detects it), aware ones converted.
+
+    The daily break (17:00-18:00 New York) is checked in winter and summer: a zone that
+    misplaces it, or bars stamped at their end, leave a line in `info["warnings"]`.
+    """
     info: dict = {"input_tz": str(index.tz) if index.tz is not None else None, "tz_used": tz}
+    info["warnings"] = warnings = []
     if index.tz is not None:
         info["tz_used"] = str(index.tz)
-        return index.tz_convert("UTC").as_unit("ns"), info
-    guess = guess_timezone(index)
-    info["tz_guess"] = guess
+        utc = index.tz_convert("UTC").as_unit("ns")
+        misfit = fit_warning(utc, f"{index.tz} (as stamped in the file)", None)
+        info["warnings"] = [w for w in [misfit or end_stamp_warning(utc)] if w]
+        return utc, info
+    found = survey(index)
+    info["tz_guess"] = found.tz
     if tz == "auto":
-        if guess is None:
+        if found.tz is None:
             raise DataError(
                 source,
-                "the timezone cannot be detected (no clear daily break)",
-                "pass --tz, e.g. --tz America/New_York",
+                f"the timezone cannot be detected: {undetected_reason(found)}",
+                "pass --tz with the timestamps' timezone, e.g. --tz America/New_York",
             )
-        tz = info["tz_used"] = guess
-    if guess is not None and _utc_offsets_differ(guess, tz):
-        info["warnings"] = [
-            f"the daily break of these timestamps falls at 17:00 {guess} time, but they are "
-            f"read as {tz}; pass --tz {guess} if that is their timezone"
-        ]
+        tz = info["tz_used"] = found.tz
+        info["tz_detected"] = found.to_dict()
+        warnings.append(found.describe())
     local = index.tz_localize(tz, ambiguous="NaT", nonexistent="NaT")
     info["ambiguous_or_nonexistent_local_times"] = int(local.isna().sum() - index.isna().sum())
-    return local.tz_convert("UTC").as_unit("ns"), info
-
-
-def _utc_offsets_differ(tz_a: str, tz_b: str) -> bool:
-    probe = pd.Timestamp("2024-01-15 12:00")
-    return probe.tz_localize(tz_a).utcoffset() != probe.tz_localize(tz_b).utcoffset()
+    utc = local.tz_convert("UTC").as_unit("ns")
+    misfit = fit_warning(utc, tz, found.tz)
+    warnings.append(misfit or end_stamp_warning(utc))
+    info["warnings"] = [w for w in warnings if w]
+    return utc, info
 
 
 def read_bars(path: Path, tz: str = "UTC") -> tuple[pd.DataFrame, dict]:

@@ -142,18 +142,3 @@ def out_of_session_counts(frame: pd.DataFrame) -> dict[str, int]:
         "daily_break_bars": int(daily_break.sum()),
         "holiday_bars": int((closed & ~weekend & ~daily_break).sum()),
     }
-
-
-def guess_timezone(naive_index: pd.DatetimeIndex) -> str | None:
-    """The timezone whose wall clock puts the daily break of naive bar times at 17:00.
-
-    Looks at the hour of weekdays with the fewest bars; returns None when the data
-    shows no clear daily break (e.g. too few days).
-    """
-    if len(naive_index) < 3 * 1380:
-        return None
-    hours = np.bincount(naive_index.hour, minlength=24)
-    quiet = int(np.argmin(hours))
-    if hours[quiet] > 0.2 * np.median(hours):
-        return None
-    return {17: NY, 16: "America/Chicago", 22: "UTC", 21: "UTC"}.get(quiet)
