@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
+
+FIX_MARK = "; fix: "
 
 
 def add_connection_args(p: argparse.ArgumentParser) -> None:
@@ -20,10 +23,20 @@ def add_home_arg(p: argparse.ArgumentParser) -> None:
 
 
 def home_of(args: argparse.Namespace) -> Path:
-    """The storage root of --home, chosen as every command chooses it (jobs.storage)."""
-    from jobs.storage import resolve_home
+    """The storage root of --home, chosen as every command chooses it (jobs.storage),
+    once it is a folder this process can write (else one line naming it and the fix)."""
+    from jobs.storage import ensure_writable, resolve_home
 
-    return resolve_home(args.home)
+    return ensure_writable(resolve_home(args.home))
+
+
+def error_line(exc: BaseException, as_json: bool = False) -> str:
+    """What a command prints of a one-line error: `error: <message>`, or with --json one
+    JSON object {"error": <problem>, "fix": <fix>} (for stdout)."""
+    if not as_json:
+        return f"error: {exc}"
+    problem, mark, fix = str(exc).partition(FIX_MARK)
+    return json.dumps({"error": problem, "fix": fix if mark else ""})
 
 
 def connection_of(args: argparse.Namespace):
