@@ -9,6 +9,7 @@ class FactoryError(Exception):
     """
 
     user_facing = True
+    permanent = False  # True: no retry can fix it, so a worker fails the job at once
 
 
 class DataError(FactoryError):
@@ -23,3 +24,5 @@ class DataError(FactoryError):
 
 class ConfigError(FactoryError):
     """A configuration value or key that the factory does not accept."""
+
+    permanent = True

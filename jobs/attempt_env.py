@@ -17,7 +17,6 @@ from pathlib import Path
 ENV_ATTEMPT, ENV_HOME, ENV_TTL = "FACTORY_ATTEMPT", "FACTORY_HOME", "FACTORY_LEASE_TTL_S"
 ENV_PROGRESS = "FACTORY_PROGRESS_FILE"
 ENV_CACHE = "FACTORY_DATA_CACHE"
-STAGED_KEY = "_staged_bundle"  # the result's key for the attempt's staged bundle folder
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 Each runner takes one `Run` and returns the job's JSON result. Outputs that must
 appear only once (bundles, out-of-fold folders) are staged under the attempt's
-name; jobs.entry promotes them after the result became final (fenced).
+name (jobs.attempt), which promotes them once the result became final (fenced).
 
 Every path a spec or a result records is relative to the storage root (factory.layout):
 a runner resolves what it reads against its own `run.home` (refusing an absolute path
@@ -19,30 +19,30 @@ from typing import Any
 
 from factory.layout import Layout
 from jobs import keys, tracking
-from jobs.attempt_env import STAGED_KEY, AttemptEnv, stop_requested
-from jobs.lease import Lease, Leases
+from jobs.attempt import Attempt
 from jobs.spec import JobSpec, SpecError
 
 
 @dataclass(frozen=True)
 class Run:
+    """What a runner gets: the spec, its attempt (lease, staging) and the connection."""
+
     spec: JobSpec
-    job_id: str
-    home: Path
+    attempt: Attempt
     connection: Any
-    leases: Leases
-    lease: Lease
     dependency_ids: list[str]
 
     @property
+    def job_id(self) -> str:
+        return self.attempt.job_id
+
+    @property
+    def home(self) -> Path:
+        return self.attempt.home
+
+    @property
     def layout(self) -> Layout:
-        return Layout(self.home)
-
-    def staged_dir(self) -> Path:
-        return self.layout.staged_bundle_dir(self.job_id, self.lease.attempt)
-
-    def final_dir(self) -> Path:
-        return self.layout.bundle_dir(self.job_id)
+        return self.attempt.layout
 
     def relative(self, path: Path) -> str:
         """`path` as a result records it: relative to the storage root."""
@@ -52,9 +52,9 @@ class Run:
         """A recorded root-relative path under this worker's home (absolute or '..' refused)."""
         return self.layout.resolve(rel, what)
 
-    def bundle_fields(self, staged: Path) -> dict[str, str]:
-        """The result's bundle (where it will be once final) and the staged one."""
-        return {"bundle": self.relative(self.final_dir()), STAGED_KEY: self.relative(staged)}
+    def bundle_fields(self) -> dict[str, str]:
+        """The result's bundle: where the staged output will be once final."""
+        return {"bundle": self.relative(self.attempt.final_dir())}
 
     def plan_dependencies(self) -> list[str]:
         """The job's dependencies as its plan lists them (RQ prunes its own list as
@@ -105,14 +105,14 @@ def _context(run: Run, tracker):
     from factory.training.checkpoint import CheckpointStore
     from jobs.context import RedisContext
 
-    progress = AttemptEnv.from_env().progress_file
+    attempt = run.attempt
     return RedisContext(
         run.connection,
-        run.leases,
-        run.lease,
+        attempt.leases,
+        attempt.lease,
         CheckpointStore(run.home, run.job_id),
-        stop_flag=stop_requested,
-        progress_file=progress,
+        stop_flag=attempt.stop_requested,
+        progress_file=attempt.env.progress_file,
         on_report=tracker.log,
     )
 
@@ -146,9 +146,9 @@ def run_train(run: Run) -> dict[str, Any]:
     rel, local = dataset_of(run)
     result, model = train_model(local, spec.model, spec.horizon, dict(spec.params), ctx)
     result["dataset_dir"] = rel  # not the local cache's path
-    tracker.finish({"metrics": result.get("metrics", {}), "attempt": run.lease.attempt})
-    staged = save_bundle(model, result, run.staged_dir(), dataset_dir=local)
-    return _tagged(result, "train", **run.bundle_fields(staged))
+    tracker.finish({"metrics": result.get("metrics", {}), "attempt": run.attempt.lease.attempt})
+    save_bundle(model, result, run.attempt.staged_dir(), dataset_dir=local)
+    return _tagged(result, "train", **run.bundle_fields())
 
 
 def run_cv(run: Run) -> dict[str, Any]:
@@ -169,8 +169,8 @@ def run_cv(run: Run) -> dict[str, Any]:
         ctx,
     )
     tracker.finish({"fold": spec.fold, "metrics": result.get("metrics", {})})
-    staged = save_fold(result, oof, run.staged_dir())
-    return _tagged(result, "cv", model=spec.model, **run.bundle_fields(staged))
+    save_fold(result, oof, run.attempt.staged_dir())
+    return _tagged(result, "cv", model=spec.model, **run.bundle_fields())
 
 
 def run_ensemble(run: Run) -> dict[str, Any]:
@@ -191,9 +191,9 @@ def run_ensemble(run: Run) -> dict[str, Any]:
     rel, local = dataset_of(run)
     result, _ = fit_ensemble(local, spec.horizon, oof, bundles, method=method)
     result["dataset_dir"] = rel  # not the local cache's path
-    staged = save_ensemble_bundle(result, bundles, run.staged_dir(), dataset_dir=local)
+    save_ensemble_bundle(result, bundles, run.attempt.staged_dir(), dataset_dir=local)
     tracker.finish({"metrics": result.get("metrics", {})})
-    return _tagged(result, "ensemble", **run.bundle_fields(staged))
+    return _tagged(result, "ensemble", **run.bundle_fields())
 
 
 def run_report(run: Run) -> dict[str, Any]:

@@ -16,6 +16,7 @@ class SpecError(ValueError):
     """A job spec that this code cannot run (unknown kind or key, bad type)."""
 
     user_facing = True
+    permanent = True  # no retry can fix it: the worker fails the job at once
 
 
 @dataclass(frozen=True)

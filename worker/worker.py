@@ -14,7 +14,7 @@ import signal
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import redis
@@ -23,19 +23,11 @@ from rq.serializers import JSONSerializer
 from rq.worker import WorkerStatus
 
 from jobs import keys
+from jobs.attempt_env import AttemptEnv
+from jobs.attempt_env import request_stop as stop_this_training
 from jobs.context import read_progress
 from jobs.control import cancel_dependents, remove_started, requeue_job
-from jobs.datacache import ENV_CACHE
-from jobs.entry import (
-    ENTRY_POINT,
-    ENV_ATTEMPT,
-    ENV_HOME,
-    ENV_PROGRESS,
-    ENV_TTL,
-    EXIT_HANDBACK,
-    EXIT_SUPERSEDED,
-)
-from jobs.entry import request_stop as stop_this_training
+from jobs.entry import ENTRY_POINT, EXIT_HANDBACK, EXIT_SUPERSEDED
 from jobs.lease import Lease, Leases
 from jobs.reaper import Reaper
 from jobs.reconcile import reconcile_if_due
@@ -99,12 +91,16 @@ class LeasedWorker(ResilientWorker):
         )
         self._code_path: Path | None = None  # the plan's code, when it is not ours
         self._budget_handback = False
+        self._job_error: BaseException | None = None  # see handle_exception
         self._duration_of = ""
-        os.environ[ENV_HOME] = str(settings.home)
-        os.environ[ENV_TTL] = str(settings.lease_ttl_s)
         self._progress_file = Path(tempfile.gettempdir()) / f"mlf-progress-{os.getpid()}.json"
-        os.environ[ENV_PROGRESS] = str(self._progress_file)
-        os.environ[ENV_CACHE] = str(settings.data_cache)
+        self._attempt_env = AttemptEnv(
+            home=settings.home,
+            lease_ttl_s=settings.lease_ttl_s,
+            progress_file=self._progress_file,
+            data_cache=settings.data_cache,
+        )
+        os.environ.update(self._attempt_env.to_env())  # the horse inherits it
 
     # -- the loop ---------------------------------------------------------------
     def work(self, *args, **kwargs) -> bool:
@@ -160,9 +156,9 @@ class LeasedWorker(ResilientWorker):
             log.info("job %s already has a final result; skipping", job.id)
             self._drop(job, queue)
             return
-        self._lease, self._horse_exit = lease, None
+        self._lease, self._horse_exit, self._job_error = lease, None, None
         self._fenced.clear()
-        os.environ[ENV_ATTEMPT] = str(lease.attempt)
+        os.environ.update(replace(self._attempt_env, attempt=lease.attempt).to_env())
         self._progress_file.unlink(missing_ok=True)
         stop = threading.Event()
         renewer = threading.Thread(
@@ -359,6 +355,11 @@ class LeasedWorker(ResilientWorker):
             log.warning("stop requested: job will checkpoint and be handed back")
 
     # -- failures ----------------------------------------------------------------
+    def handle_exception(self, job, *exc_info) -> None:
+        """In the horse, before handle_job_failure: the job's exception, as raised."""
+        self._job_error = exc_info[1]
+        super().handle_exception(job, *exc_info)
+
     def handle_job_failure(
         self, job, queue, started_job_registry=None, exc_string="", execution=None
     ) -> None:
@@ -385,7 +386,9 @@ class LeasedWorker(ResilientWorker):
         count = self._redis(self.connection.hincrby, keys.failures(job.id), last[:200], 1)
         crashed = {"error": last[:500], "status": "crashed"}
         self._redis(self.connection.hset, keys.state(job.id), mapping=crashed)
-        permanent = any(name in last for name in ("KindNotBuilt", "SpecError", "ConfigError"))
+        # an error no retry can fix says so (its class's `permanent`; a horse that died
+        # raised nothing in this process)
+        permanent = bool(getattr(self._job_error, "permanent", False))
         if count < self.settings.poison_failures and not permanent:
             log.warning(
                 "job %s failed (%s, %s of %s); requeued",

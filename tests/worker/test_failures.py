@@ -85,3 +85,22 @@ def test_a_job_naming_another_callable_is_refused_and_runs_nothing(cluster, tmp_
         job.refresh()
         assert job.get_status() == "failed"
         assert "refused" in job_state(cluster.client, job.id)["error"]
+
+
+def test_a_job_whose_params_no_retry_can_fix_fails_at_its_first_attempt(cluster):
+    """A ConfigError (a permanent error: its class says so) fails the job at once."""
+    plan = cluster.submit(params=("profile=tiny",))
+    ledger = json.loads((cluster.home / "ledger" / f"{plan['plan_id']}.json").read_text())
+    spec = dict(next(j["spec"] for j in ledger["jobs"] if j["spec"]["kind"] == "train"))
+    spec["params"] = {**spec.get("params", {}), "no_such_param": 1}
+    queue = Queue("mlf", connection=cluster.client, serializer=JSONSerializer)
+    queue.enqueue("jobs.entry.run_job", json.dumps(spec), job_id="bad-params")
+    cluster.worker("w1")
+    wait_for(
+        lambda: job_state(cluster.client, "bad-params").get("status") == "failed",
+        90,
+        "the job to be failed",
+    )
+    state = job_state(cluster.client, "bad-params")
+    assert state["attempt"] == "1"
+    assert "no_such_param" in state["final_error"]

@@ -109,16 +109,17 @@ def test_a_plan_submitted_through_one_path_runs_through_another(cluster, tmp_pat
 def test_a_result_naming_an_absolute_path_is_refused(redis_server, tmp_path):
     from factory.layout import StoragePathError
     from jobs import keys
+    from jobs.attempt import Attempt
+    from jobs.attempt_env import AttemptEnv
     from jobs.kinds import Run, dataset_of
-    from jobs.lease import Lease
     from jobs.spec import JobSpec
 
     client = redis_server.client()
     client.set(keys.result("data-1"), json.dumps({"dataset_dir": "/etc"}))
     spec = JobSpec(kind="train", symbol="MES", code="x", dataset={"from_job": "data-1"})
-    run = Run(spec, "train-1", tmp_path, client, None, Lease("train-1", "w", 1), [])
+    run = Run(spec, Attempt.of("train-1", "w", client, AttemptEnv(tmp_path, attempt=1)), client, [])
     with pytest.raises(StoragePathError, match="'/etc' is absolute or leaves the storage root"):
         dataset_of(run)
     escaping = JobSpec(kind="train", symbol="MES", code="x", dataset={"dataset_dir": "../x"})
     with pytest.raises(StoragePathError, match=r"dataset_dir '\.\./x'"):
-        dataset_of(Run(escaping, "train-2", tmp_path, client, None, run.lease, []))
+        dataset_of(Run(escaping, run.attempt, client, []))
