@@ -252,7 +252,7 @@ def localize(index: pd.DatetimeIndex, tz: str, source: str) -> tuple[pd.Datetime
     if index.tz is not None:
         info["tz_used"] = str(index.tz)
         utc = index.tz_convert("UTC").as_unit("ns")
-        misfit = fit_warning(utc, f"{index.tz} (as stamped in the file)", None)
+        misfit = fit_warning(utc, f"{index.tz} (as stamped in the file)", None, aware=True)
         info["warnings"] = [w for w in [misfit or end_stamp_warning(utc)] if w]
         return utc, info
     found = survey(index)

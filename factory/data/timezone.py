@@ -157,7 +157,9 @@ def undetected_reason(found: Survey) -> str:
     )
 
 
-def fit_warning(utc: pd.DatetimeIndex, read_as: str, better: str | None) -> str | None:
+def fit_warning(
+    utc: pd.DatetimeIndex, read_as: str, better: str | None, aware: bool = False
+) -> str | None:
     """A warning when the bars, read as `read_as`, have their daily break at another hour
     than 17:00 New York in some season (bars with no break at all are not judged)."""
     fits = break_fit(utc)
@@ -165,11 +167,12 @@ def fit_warning(utc: pd.DatetimeIndex, read_as: str, better: str | None) -> str 
     if not wrong:
         return None
     quiet = ", ".join(f"{fits[s].quiet_hour:02d}:00 New York in {s}" for s in wrong)
-    fix = (
-        f"pass --tz {better} if that is their timezone"
-        if better and better != read_as
-        else "pass the timestamps' own timezone with --tz"
-    )
+    if aware:
+        fix = "check the UTC offsets in the file (--tz applies to naive timestamps only)"
+    elif better and better != read_as:
+        fix = f"pass --tz {better} if that is their timezone"
+    else:
+        fix = "pass the timestamps' own timezone with --tz"
     return (
         f"read as {read_as}, the daily break of the bars falls at {quiet}, not at 17:00 "
         f"New York (the Globex break); {fix}"

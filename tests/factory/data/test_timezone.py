@@ -93,3 +93,13 @@ def test_bars_stamped_at_their_end_are_warned_of(bars, tmp_path):
     assert any("stamped at their end" in w for w in result.summary()["warnings"])
     start = _write_naive(bars, tmp_path / "start.csv", "UTC")
     assert read_bars(start, "UTC")[1]["warnings"] == []
+
+
+def test_aware_stamps_that_misplace_the_break_are_warned_of(bars, tmp_path):
+    wall = bars.index.tz_convert("America/New_York").tz_localize(None)
+    path = tmp_path / "bars.parquet"
+    bars.set_axis(wall.tz_localize("UTC").rename("timestamp")).reset_index().to_parquet(path)
+    _, info = read_bars(path, "America/New_York")  # aware input: --tz does not apply
+    assert len(info["warnings"]) == 1 and "check the UTC offsets in the file" in info["warnings"][0]
+    bars.reset_index().to_parquet(path)
+    assert read_bars(path, "UTC")[1]["warnings"] == []
