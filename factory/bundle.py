@@ -3,11 +3,13 @@
 A model bundle holds the model's own files (factory.models: its config with the
 feature list, weights), RESULT_FILE (the train job's result), DATASET_FILE (what
 inference needs of the dataset: its config, scaler, feature list and costs) and
-BUNDLE_FILE: {model, kind, horizon, dataset_id} and `files`, the sha256 and size of
-every other file by relative path. An ensemble bundle holds ENSEMBLE_FILE (method,
-members, horizon, dataset_id, the fitted meta-learner), a copy of every member's
-bundle under MEMBERS_DIR/<name>/, RESULT_FILE and DATASET_FILE, and a BUNDLE_FILE
-that also lists its members (and checksums the members' files too).
+BUNDLE_FILE: {model, kind, horizon, dataset_id}, `files`, the sha256 and size of
+every other file by relative path, and `content_sha256`, the bundle's content identity
+(every file but the run's record, RESULT_FILE: equal for an uninterrupted and a resumed
+run, whose model files are written as canonical bytes). An ensemble bundle holds
+ENSEMBLE_FILE (method, members, horizon, dataset_id, the fitted meta-learner), a copy
+of every member's bundle under MEMBERS_DIR/<name>/, RESULT_FILE and DATASET_FILE, and
+a BUNDLE_FILE that also lists its members (and checksums the members' files too).
 
 `save_bundle` and `save_ensemble_bundle` write a bundle under a temporary name and
 rename it into place; `load_bundle` verifies every checksum first and refuses a
@@ -17,10 +19,11 @@ the file. The fold folder of a cv job (factory.training.cv) uses RESULT_FILE too
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from factory.data.manifest import SCALER_FILE, DatasetManifest
@@ -40,6 +43,8 @@ ENSEMBLE_FILE = "ensemble.json"
 MEMBERS_DIR = "members"
 PROBA_COLUMNS = ["p_down", "p_flat", "p_up"]  # class order of every probability array
 ENSEMBLE = "ensemble"
+CONTENT_KEY = "content_sha256"  # BUNDLE_FILE's content identity (content_sha256 below)
+RUN_RECORDS = (RESULT_FILE, BUNDLE_FILE)  # files that record a run, not what it learned
 
 
 @dataclass
@@ -90,8 +95,23 @@ def _finish(tmp: Path, meta: dict[str, Any], result: dict[str, Any], dataset_dir
     (tmp / RESULT_FILE).write_text(json.dumps(result, indent=1))
     if dataset_dir is not None:
         (tmp / DATASET_FILE).write_text(json.dumps(dataset_info(dataset_dir), indent=1))
-    files = {name: entry.to_dict() for name, entry in file_entries(tmp).items()}
-    (tmp / BUNDLE_FILE).write_text(json.dumps(meta | {"files": files}, indent=1))
+    entries = file_entries(tmp)
+    files = {name: entry.to_dict() for name, entry in entries.items()}
+    meta = meta | {CONTENT_KEY: content_sha256(entries), "files": files}
+    (tmp / BUNDLE_FILE).write_text(json.dumps(meta, indent=1))
+
+
+def content_sha256(files: dict[str, FileEntry]) -> str:
+    """The bundle's content identity: the sha256 of every file's path and sha256 but the
+    run records (RESULT_FILE: seconds taken, resumed or not, checkpoint steps; and the
+    members' BUNDLE_FILEs, which list them). Model files are written as canonical bytes,
+    so an uninterrupted run and a killed-and-resumed one get the same identity."""
+    kept = {
+        name: entry.sha256
+        for name, entry in files.items()
+        if PurePosixPath(name).name not in RUN_RECORDS
+    }
+    return hashlib.sha256(json.dumps(kept, sort_keys=True).encode()).hexdigest()
 
 
 def save_bundle(
@@ -161,6 +181,11 @@ def verify_bundle(directory: str | Path) -> dict[str, Any]:
                 f"bundle {directory}: file {name} changed since the bundle was written "
                 "(sha256 mismatch); refusing to load it; fix: restore or retrain the bundle"
             )
+    if CONTENT_KEY in meta and meta[CONTENT_KEY] != content_sha256(files):
+        raise FactoryError(
+            f"bundle {directory}: its {CONTENT_KEY} does not match its files; refusing to "
+            "load it; fix: restore or retrain the bundle"
+        )
     return meta
 
 

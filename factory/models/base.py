@@ -193,7 +193,8 @@ class Model(ABC):
     def _write_config(self, directory: Path) -> None:
         learned = {key: getattr(self, f"{key}_") for key in self.LEARNED}
         config = self._config() | {"learned": learned}
-        (directory / CONFIG_FILE).write_text(json.dumps(config, indent=1))
+        # keys sorted: canonical bytes, whatever order a resume restored the history in
+        (directory / CONFIG_FILE).write_text(json.dumps(config, indent=1, sort_keys=True))
 
     @classmethod
     def _read_config(cls, directory: Path) -> Model:

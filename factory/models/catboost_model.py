@@ -13,6 +13,7 @@ Files are written only into that temporary folder (snapshot, CatBoost's train_di
 
 from __future__ import annotations
 
+import json
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -26,6 +27,8 @@ from factory.models.boosting_params import CatBoostParams
 from factory.training.training_data import TrainingData
 
 SNAPSHOT_FILE = "snapshot.cbsnapshot"
+_RUN_KEYS = ("train_finish_time", "model_guid")  # metadata of the run, not of the model
+TRAIN_DIR = "train_dir"  # what a bundle's model.cbm records as CatBoost's train_dir
 NEVER_S = 10**9  # snapshot_interval: CatBoost writes the snapshot only when a chunk ends
 
 
@@ -121,6 +124,32 @@ class _CatBoostSession(Session):
         self.tmp.cleanup()
 
 
+def canonical_copy(booster: CatBoostClassifier) -> CatBoostClassifier:
+    """A copy of `booster` whose saved bytes do not depend on when or where it was trained:
+    without the finish time and the random model guid, with the session's temporary
+    train_dir (as written, JSON-escaped or not) replaced by a fixed name."""
+    copy = booster.copy()
+    meta = copy.get_metadata()
+    for key in _RUN_KEYS:
+        if key in meta:
+            del meta[key]
+    train_dir = _train_dir(meta)
+    for key in list(meta.keys()):
+        value = meta[key]
+        for form in (train_dir, train_dir.replace("/", "\\/")) if train_dir else ():
+            value = value.replace(form, TRAIN_DIR)
+        meta[key] = value
+    return copy
+
+
+def _train_dir(meta: Any) -> str | None:
+    try:
+        train_dir = json.loads(meta["output_options"]).get("train_dir")
+    except (KeyError, ValueError, AttributeError):
+        return None
+    return train_dir if isinstance(train_dir, str) and train_dir else None
+
+
 class CatBoostModel(BoostingModel):
     name = "catboost"
     Params = CatBoostParams
@@ -135,7 +164,7 @@ class CatBoostModel(BoostingModel):
         return self.booster_.predict_proba(X, ntree_end=n_trees, thread_count=self.params.nthread)
 
     def _write_booster(self, path: Path) -> None:
-        self.booster_.save_model(str(path), format="cbm")
+        canonical_copy(self.booster_).save_model(str(path), format="cbm")
 
     @classmethod
     def _read_booster(cls, path: Path, params: CatBoostParams) -> CatBoostClassifier:

@@ -123,6 +123,23 @@ def test_killed_run_resumes_to_the_uninterrupted_result(model, dataset_dir, tmp_
     assert resumed["metrics"] == whole["metrics"]
     assert Path(resumed["bundle"], "bundle.json").is_file()
     assert (home / "checkpoints" / whole["job_id"] / "manifest.json").is_file()
+    # the same bundle content: model files byte for byte, and the content identity
+    assert _model_files(resumed["bundle"]) == _model_files(whole["bundle"])
+    assert _content_id(resumed["bundle"]) == _content_id(whole["bundle"])
+
+
+def _model_files(bundle: str) -> dict[str, bytes]:
+    root = Path(bundle)
+    run_records = ("result.json", "bundle.json")
+    return {
+        p.relative_to(root).as_posix(): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and p.name not in run_records
+    }
+
+
+def _content_id(bundle: str) -> str:
+    return json.loads(Path(bundle, "bundle.json").read_text())["content_sha256"]
 
 
 def test_progress_and_summary_without_json(dataset_dir, tmp_path, capsys):
