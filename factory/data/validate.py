@@ -45,27 +45,33 @@ def _to_float(values: pd.Series, column: str, source: str) -> np.ndarray:
 def _order_and_dedupe(bars: pd.DataFrame, report: dict) -> pd.DataFrame:
     ts = bars.index.asi8
     report["unsorted_rows"] = int((ts[1:] < ts[:-1]).sum())
+    position = np.arange(len(bars))  # row of the file
     if report["unsorted_rows"]:
-        bars = bars.iloc[np.argsort(ts, kind="stable")]
+        position = np.argsort(ts, kind="stable")
+        bars = bars.iloc[position]
     dup = bars.index.duplicated(keep="last")
     report["duplicate_timestamps"] = int(dup.sum())
     if dup.any():
-        _warn_duplicates(bars, dup, report)
+        _warn_duplicates(bars, dup, position[~dup], report)
         bars = bars[~dup]
     return bars
 
 
-def _warn_duplicates(bars: pd.DataFrame, dup: np.ndarray, report: dict) -> None:
-    """Many duplicates, or duplicates that disagree, are worth a warning."""
+def _warn_duplicates(bars: pd.DataFrame, dup: np.ndarray, kept: np.ndarray, report: dict):
+    """Many duplicates, or duplicates that disagree, are worth a warning. `kept`: the file
+    rows kept, in time order; each jump between parts of the file is a switch (a hop
+    between contracts when overlapping contract files were concatenated)."""
     repeated = bars[bars.index.duplicated(keep=False)]
     conflicting = int((repeated.groupby(level=0)["close"].nunique(dropna=False) > 1).sum())
     report["conflicting_duplicate_timestamps"] = conflicting
+    report["file_part_switches"] = switches = int((np.diff(kept) != 1).sum())
     if conflicting == 0 and dup.sum() <= MANY_DUPLICATES * len(bars):
         return
     report["warnings"].append(
         f"{int(dup.sum()):,} duplicate timestamps ({conflicting:,} of them with different "
         "prices, as when overlapping contracts are concatenated); the last row of each was "
-        "kept, so the series may hop between contracts: give one continuous contract series"
+        f"kept, so the series switches between parts of the file {switches:,} times: give "
+        "one continuous contract series"
     )
 
 

@@ -91,6 +91,7 @@ def test_duplicates_of_overlapping_contracts_are_warned_of(bars):
     raw = pd.concat([bars, other.drop(other.index[::7])])  # concatenated, overlapping
     clean, report = validate_bars(raw, "x")
     assert report["duplicate_timestamps"] == len(other) - len(other.index[::7])
+    assert report["file_part_switches"] == 2 * len(other.index[::7])  # to the first and back
     assert any("duplicate timestamps" in w and "different prices" in w for w in report["warnings"])
     assert clean.index.is_unique
 
