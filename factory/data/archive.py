@@ -1,7 +1,7 @@
 """Phase 1a for what a user may pass as `--raw`: a bar file, or a vendor's zip archive.
 
 A zip is read directly when it holds one or more CSV files of one instrument (as
-HistData ships them: `DAT_ASCII_XAGUSD_M1_2017.csv`, `;`-separated lines like
+HistData ships them: `DAT_ASCII_XAGUSD_M1_2017.csv` (or `.csv.gz`), `;`-separated lines like
 `20170102 180000;open;high;low;close;volume`, no header, and a `.txt` status file
 beside it). Each CSV is read by `factory.data.ingest.read_bars` as if it had been
 given alone; the parts are concatenated in time order (by their first bar). Text notes
@@ -72,7 +72,7 @@ def csv_members(path: Path) -> list[str]:
         if info.is_dir() or name.parts[0] == "__MACOSX" or name.name.startswith("."):
             continue
         suffix = name.suffix.lower()
-        if suffix in CSV_SUFFIXES:
+        if suffix in CSV_SUFFIXES or name.name.lower().endswith(".csv.gz"):
             csvs.append(info.filename)
         elif suffix not in NOTE_SUFFIXES:
             others.append(info.filename)

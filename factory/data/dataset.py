@@ -64,7 +64,7 @@ class DatasetResult:
         m = self.manifest
         warnings = list(m.ingest.get("warnings", []))
         if self.rebuilt_because:
-            warnings.insert(0, f"the cached dataset was damaged ({self.rebuilt_because}): rebuilt")
+            warnings.insert(0, f"the cached dataset was damaged, rebuilt: {self.rebuilt_because}")
         return {
             "dataset_dir": str(self.dataset_dir),
             "dataset_id": self.dataset_id,

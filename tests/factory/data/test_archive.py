@@ -71,6 +71,14 @@ def test_several_csvs_are_concatenated_in_time_order(gold_months, tmp_path):
     assert [m[-10:-4] for m in info["members"]] == ["201701", "201702", "201703"]
 
 
+def test_a_gzipped_csv_in_a_zip_is_read(gold_months, tmp_path):
+    january = gold_months["201701"]
+    (tmp_path / "jan.csv").write_text(january)
+    archive = make_zip(tmp_path / "v.zip", {"jan.csv.gz": gzip.compress(january.encode())})
+    bars, _ = read_raw(archive, "America/New_York")
+    pd.testing.assert_frame_equal(bars, read_bars(tmp_path / "jan.csv", "America/New_York")[0])
+
+
 def test_factory_data_builds_a_dataset_from_a_zip(gold_months, tmp_path):
     archive = make_zip(
         tmp_path / "HISTDATA_COM_ASCII_XAUUSD_M1_2017.zip",

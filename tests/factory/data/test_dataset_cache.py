@@ -4,6 +4,7 @@ in one line, and a worker's local copy is copied again."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -37,6 +38,19 @@ def flip_one_byte(path: Path) -> None:
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0x01
     path.write_bytes(bytes(data))
+
+
+def test_factory_data_json_says_a_damaged_cache_was_rebuilt(raw_file, dataset, tmp_path, capsys):
+    flip_one_byte(dataset / "labels.parquet")
+    argv = ["data", "--raw", str(raw_file), "--symbol", "MES", "--horizons", "5", "--json"]
+    assert main([*argv, "--home", str(tmp_path)]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["cached"] is False and summary["dataset_dir"] == str(dataset)
+    assert summary["warnings"][0] == (
+        "the cached dataset was damaged, rebuilt: labels.parquet changed since the dataset "
+        "was built (sha256 mismatch)"
+    )
+    load_verified(dataset)
 
 
 def test_a_flipped_byte_is_not_a_cache_hit_and_is_rebuilt(raw_file, dataset, tmp_path):
