@@ -83,23 +83,27 @@ def _record_hash(data: bytes) -> str:
     return f"sha256={digest}"
 
 
-def _installed_metadata() -> tuple[list[str], list[str]]:
-    """Requires-Dist (without extras) and console scripts of the installed distribution."""
+def _installed_metadata() -> tuple[list[str], str]:
+    """Requires-Dist (without extras) and the entry_points.txt (console scripts, the
+    subcommands of `factory`) of the installed distribution."""
     try:
         dist = metadata.distribution(DIST_NAME)
     except metadata.PackageNotFoundError:
         log.warning("%s is not installed: its wheel declares no dependencies", DIST_NAME)
-        return [], []
+        return [], ""
     requires = [r for r in dist.requires or [] if "extra ==" not in r]
-    scripts = [f"{e.name} = {e.value}" for e in dist.entry_points if e.group == "console_scripts"]
-    return requires, sorted(scripts)
+    groups: dict[str, list[str]] = {}
+    for entry in dist.entry_points:
+        groups.setdefault(entry.group, []).append(f"{entry.name} = {entry.value}")
+    sections = [f"[{name}]\n" + "\n".join(sorted(rows)) for name, rows in sorted(groups.items())]
+    return requires, "\n\n".join(sections) + "\n" if sections else ""
 
 
 def wheel_bytes(root: Path = SOURCE_ROOT) -> tuple[str, bytes]:
     """(version, the wheel's bytes) for the source under `root`."""
     version = code_version(root)
     info = f"ml_factory-{version}.dist-info"
-    requires, scripts = _installed_metadata()
+    requires, entry_points = _installed_metadata()
     meta = [
         "Metadata-Version: 2.1",
         f"Name: {DIST_NAME}",
@@ -119,13 +123,8 @@ def wheel_bytes(root: Path = SOURCE_ROOT) -> tuple[str, bytes]:
         "Wheel-Version: 1.0\nGenerator: ml-factory\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
     )
     files.append((f"{info}/WHEEL", wheel_meta.encode()))
-    if scripts:
-        files.append(
-            (
-                f"{info}/entry_points.txt",
-                ("[console_scripts]\n" + "\n".join(scripts) + "\n").encode(),
-            )
-        )
+    if entry_points:
+        files.append((f"{info}/entry_points.txt", entry_points.encode()))
     record = [f"{name},{_record_hash(data)},{len(data)}" for name, data in files]
     files.append((f"{info}/RECORD", ("\n".join([*record, f"{info}/RECORD,,"]) + "\n").encode()))
     buffer = io.BytesIO()

@@ -1,9 +1,11 @@
 """The `factory` command: one dispatcher, each subcommand owned by the package that runs it.
 
-Subcommand modules are named here and imported by name, so this dispatcher loads
-only argparse at start-up and the import direction of DESIGN.md holds: every
-subcommand module keeps to its own package's imports. A module registers its
-parser with `register(subparsers)` and sets `handler`, which returns an exit code.
+The submitter's own subcommand modules are listed here. Those of the other packages
+(`factory data/train/predict`, `factory worker`) register from their own side, as entry
+points of the group COMMAND_GROUP in pyproject.toml, so the submitter imports neither
+factory nor worker (DESIGN.md's import direction) and loads only argparse at start-up.
+A module registers its parser with `register(subparsers)` and sets `handler`, which
+returns an exit code.
 """
 
 from __future__ import annotations
@@ -11,13 +13,12 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from importlib.metadata import entry_points
 
-# subcommand modules, in the order `factory --help` lists them
-SUBCOMMAND_MODULES = (
-    "factory.cli.data",
-    "factory.cli.train",
-    "factory.cli.predict",
-    "worker.cli",
+COMMAND_GROUP = "ml_factory.commands"  # entry points: name -> subcommand module
+# `factory --help` lists the registered commands in this order (others after them)
+COMMAND_ORDER = ("data", "train", "predict", "worker")
+SUBCOMMAND_MODULES = (  # the submitter's own, listed after the registered ones
     "submitter.status",
     "submitter.results",
     "submitter.demo",
@@ -25,6 +26,20 @@ SUBCOMMAND_MODULES = (
     "submitter.dashboard",
 )
 EXIT_USAGE = 2
+
+
+def registered_commands() -> list:
+    """The entry points of COMMAND_GROUP, in COMMAND_ORDER; an install that lacks them
+    (a checkout on PYTHONPATH only) is told how to fix it."""
+    found = {ep.name: ep for ep in entry_points(group=COMMAND_GROUP)}
+    missing = [command for command in COMMAND_ORDER if command not in found]
+    if missing:
+        raise SystemExit(
+            f"error: the factory commands {', '.join(missing)} are not registered (ml-factory "
+            "is not installed here); fix: pip install -e . (or the wheel) first"
+        )
+    rank = {command: i for i, command in enumerate(COMMAND_ORDER)}
+    return sorted(found.values(), key=lambda ep: (rank.get(ep.name, len(rank)), ep.name))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -40,6 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="print the code version (package version + source hash) and exit",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for command in registered_commands():
+        command.load().register(sub)
     for name in SUBCOMMAND_MODULES:
         importlib.import_module(name).register(sub)
     return parser
@@ -73,7 +90,10 @@ def run_handler(args: argparse.Namespace) -> int:
         return 130
     except Exception as exc:
         if getattr(exc, "user_facing", False):
-            print(f"error: {exc}", file=sys.stderr)
+            from submitter.common import error_line
+
+            as_json = bool(getattr(args, "json", False))  # one JSON object on stdout
+            print(error_line(exc, as_json), file=sys.stdout if as_json else sys.stderr)
             return EXIT_USAGE
         raise
 

@@ -26,11 +26,6 @@ def test_submit_with_an_unwritable_home_is_one_line(tmp_path, capsys):
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="submitter/cli.py run_handler must print submitter.common.error_line(exc, "
-    "args.json) (to stdout when --json): not this change's file",
-)
 def test_submit_json_error_is_one_object(tmp_path, capsys):
     argv = ["--models", "xgboost", "--symbol", "MES", "--raw", str(tmp_path / "none.csv")]
     assert submit_main([*argv, "--home", str(tmp_path / "h"), "--json"]) == 2
