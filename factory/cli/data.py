@@ -11,8 +11,6 @@ import json
 import sys
 from pathlib import Path
 
-from factory.cli.output import json_errors
-
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
@@ -49,7 +47,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of synthetic bars (default 0)")
     p.add_argument("--home", help="storage root (default $FACTORY_HOME, else ./factory_home)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of progress")
-    p.set_defaults(handler=json_errors(run_data))
+    p.set_defaults(handler=run_data)
 
 
 def _parse_horizons(text: str) -> tuple[int, ...]:

@@ -11,8 +11,6 @@ import json
 import sys
 from pathlib import Path
 
-from factory.cli.output import json_errors
-
 CLASS_NAMES = {-1: "down", 0: "flat", 1: "up"}
 
 
@@ -29,7 +27,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--tz", help="timezone of naive timestamps (default: the training dataset's)")
     p.add_argument("--out", type=Path, help="output file: .parquet, .pq, .csv or .csv.gz")
     p.add_argument("--json", action="store_true", help="print one JSON object (the summary)")
-    p.set_defaults(handler=json_errors(run_predict))
+    p.set_defaults(handler=run_predict)
 
 
 def _summary(frame, args: argparse.Namespace) -> dict:

@@ -14,8 +14,6 @@ import signal
 import sys
 from pathlib import Path
 
-from factory.cli.output import json_errors
-
 EXIT_STOPPED = 130
 
 
@@ -40,7 +38,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--home", help="storage root (default $FACTORY_HOME, else ./factory_home)")
     p.add_argument("--json", action="store_true", help="print one JSON object (the result)")
-    p.set_defaults(handler=json_errors(run_train))
+    p.set_defaults(handler=run_train)
 
 
 def parse_params(pairs: list[str]) -> dict[str, str]:

@@ -1,5 +1,5 @@
 """One-line errors of the factory's commands, and with --json one JSON object holding
-`error` and `fix` on stdout (issue 12, point 9)."""
+`error` and `fix` on stdout (issue 12, point 9; printed by submitter.cli.run_handler)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from factory.cli.output import error_fields
-from factory.errors import ConfigError, DataError
 from submitter.cli import main
 
 
@@ -66,12 +64,3 @@ def test_factory_data_home_that_cannot_be_written(capsys):
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "cannot write to /sys/x" in err
     assert "fix: pass a writable --home" in err
-
-
-def test_error_fields_split_problem_and_fix():
-    assert error_fields(DataError("a.csv", "no rows", "give rows")) == {
-        "error": "a.csv: no rows",
-        "fix": "give rows",
-    }
-    assert error_fields(ConfigError("bad x; fix: pass y")) == {"error": "bad x", "fix": "pass y"}
-    assert error_fields(ConfigError("bad x")) == {"error": "bad x", "fix": ""}
