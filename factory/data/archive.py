@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from factory.data.ingest import read_bars
+from factory.data.intake import check_raw_path
 from factory.errors import DataError
 
 ZIP_MAGIC = b"PK\x03\x04"
@@ -28,18 +29,6 @@ CSV_SUFFIXES = (".csv",)
 NOTE_SUFFIXES = (".txt", ".md", ".pdf", ".html", ".htm")
 MAX_PRICE_RATIO = 3.0  # median closes of two parts further apart: not one instrument
 _ZIP_FIX = "give a zip that holds only the CSV file(s) of one instrument, or the CSV itself"
-
-
-def check_raw_path(path: Path) -> None:
-    """A one-line DataError unless `path` is a file (a folder is named as one)."""
-    if path.is_dir():
-        raise DataError(
-            str(path),
-            "is a directory, not a file of bars",
-            "pass one file inside it: a CSV, a parquet or a zip of CSV files",
-        )
-    if not path.is_file():
-        raise DataError(str(path), "file not found", "check the --raw path")
 
 
 def is_zip(path: Path) -> bool:

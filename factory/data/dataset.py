@@ -20,9 +20,10 @@ import numpy as np
 import pandas as pd
 
 from factory import features as feature_lib
-from factory.data.archive import check_raw_path, read_raw
+from factory.data.archive import read_raw
 from factory.data.config import DatasetConfig
 from factory.data.ingest import RawFile
+from factory.data.intake import check_raw_path
 from factory.data.labels import spans_long_gap, triple_barrier
 from factory.data.manifest import (
     BARS_FILE,

@@ -5,8 +5,9 @@ the root is copied in first: a raw bar file to `data/raw/<name>` (its sha256 che
 on the copy; a different file of the same name goes to `<stem>-<sha256[:12]><suffix>`,
 and submitting the same file again copies nothing), a dataset folder to
 `data/processed/<SYMBOL>/<dataset_id>/` (every file checked against its manifest).
-A file already under the root is referenced where it is. Light imports only: the
-submitter runs this.
+A file already under the root is referenced where it is. `check_raw_path` is the one
+answer to a --raw that is not a file (a folder is named as one). Light imports only:
+the submitter runs this.
 """
 
 from __future__ import annotations
@@ -21,6 +22,18 @@ from factory.files import atomic_dir, file_sha256
 from factory.layout import Layout
 
 _SYNC_OR_REBUILD = "wait for the sync or rebuild it"
+
+
+def check_raw_path(path: Path) -> None:
+    """A one-line DataError unless `path` is a file (a folder is named as one)."""
+    if path.is_dir():
+        raise DataError(
+            str(path),
+            "is a directory, not a file of bars",
+            "pass one file inside it: a CSV, a parquet or a zip of CSV files",
+        )
+    if not path.is_file():
+        raise DataError(str(path), "file not found", "check the --raw path")
 
 
 def _digest_name(name: str, sha256: str) -> str:
