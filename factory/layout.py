@@ -49,6 +49,45 @@ def plain_name(value: str, what: str) -> str:
     return value
 
 
+def plain_symbol(value: object, what: str = "symbol") -> str:
+    """`value` as a symbol the CLI would have written (factory.data.symbols.symbol_spec):
+    upper case letters, digits and '_' only; anything else (a path, a space) is refused."""
+    if (
+        not isinstance(value, str)
+        or not value
+        or len(value) > 64
+        or value != value.strip().upper()
+        or not value.replace("_", "").isalnum()
+    ):
+        raise StoragePathError(
+            f"{what} {value!r} is not a plain symbol name; fix: use letters, digits and '_' "
+            "only, e.g. MES"
+        )
+    return value
+
+
+def relative_parts(rel: object, what: str = "path") -> tuple[str, ...]:
+    """The parts of a recorded root-relative path (untrusted: from Redis or a file).
+
+    Refuses anything but a relative POSIX path that stays inside the root: an absolute
+    path, a drive, a backslash or a '..' component is an error naming `what`."""
+    if not isinstance(rel, str) or not rel.strip():
+        raise StoragePathError(f"{what} {rel!r} is not a path relative to the storage root")
+    parts = PurePosixPath(rel).parts
+    if (
+        rel.startswith(("/", "~"))
+        or "\\" in rel
+        or "\0" in rel
+        or (len(rel) > 1 and rel[1] == ":")
+        or ".." in parts
+    ):
+        raise StoragePathError(
+            f"{what} {rel!r} is absolute or leaves the storage root; refusing it (a "
+            "recorded path must be relative to the root, e.g. models/<job_id>)"
+        )
+    return parts
+
+
 def code_wheel_name(version: str) -> str:
     """The file name of the wheel of code version `version` (PEP 427)."""
     return f"ml_factory-{version}-py3-none-any.whl"
@@ -173,20 +212,7 @@ class Layout:
 
         Refuses anything but a relative POSIX path that stays inside the root: an absolute
         path, a drive, a backslash or a '..' component is an error naming `what`."""
-        if not isinstance(rel, str) or not rel.strip():
-            raise StoragePathError(f"{what} {rel!r} is not a path relative to the storage root")
-        parts = PurePosixPath(rel).parts
-        if (
-            rel.startswith(("/", "~"))
-            or "\\" in rel
-            or "\0" in rel
-            or (len(rel) > 1 and rel[1] == ":")
-            or ".." in parts
-        ):
-            raise StoragePathError(
-                f"{what} {rel!r} is absolute or leaves the storage root; refusing it (a "
-                "recorded path must be relative to the root, e.g. models/<job_id>)"
-            )
+        parts = relative_parts(rel, what)
         return self.home.joinpath(*parts)
 
 

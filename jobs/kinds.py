@@ -17,10 +17,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from factory.layout import Layout
+from factory.layout import Layout, StoragePathError
 from jobs import keys, tracking
 from jobs.attempt import Attempt
 from jobs.spec import JobSpec, SpecError
+
+
+class RecordedPathError(SpecError, StoragePathError):
+    """A path that a spec or a dependency's result records and that leaves the storage
+    root (or is absolute): no retry can fix it, so the job fails at once."""
 
 
 @dataclass(frozen=True)
@@ -49,8 +54,12 @@ class Run:
         return self.layout.relative(path)
 
     def resolve(self, rel: Any, what: str) -> Path:
-        """A recorded root-relative path under this worker's home (absolute or '..' refused)."""
-        return self.layout.resolve(rel, what)
+        """A recorded root-relative path under this worker's home (absolute or '..' refused,
+        for good: RecordedPathError is permanent)."""
+        try:
+            return self.layout.resolve(rel, what)
+        except StoragePathError as exc:
+            raise RecordedPathError(str(exc)) from exc
 
     def bundle_fields(self) -> dict[str, str]:
         """The result's bundle: where the staged output will be once final."""

@@ -21,7 +21,7 @@ from redis.retry import Retry
 
 SCHEMES = ("redis", "rediss")
 MASK = "****"
-URL_FIX = "pass --redis-url / set REDIS_URL"
+URL_FIX = "set REDIS_URL (or pass --redis-url, which ps shows to every user)"
 _USERINFO = re.compile(r"(\b[a-z][a-z0-9+.-]*://)([^\s:/@]*):([^\s/@]*)@", re.IGNORECASE)
 _LONE_USERINFO = re.compile(r"(\brediss?://)([^\s:/@]+)@", re.IGNORECASE)
 _SECRET_QUERY = re.compile(r"([?&][a-z_]*password=)([^&\s]*)", re.IGNORECASE)
@@ -70,20 +70,26 @@ class RedisSettings:
 
 
 def redacted_url(url: str) -> str:
-    """`url` with its password and any secret query value masked, as scheme://user:****@host:port/db."""
+    """`url` with its password and any secret query value masked, as scheme://user:****@host:port/db.
+
+    Everything before the last '@' is the userinfo (a password may hold ':', '/' or '@');
+    a URL without a scheme (`user:password@host:port`) shows only `****@host:port`."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:  # not a URL: whatever precedes an '@' may be a password
+        _, at, tail = url.rpartition("@")
+        return redact(f"{MASK}@{tail}" if at else url, url)
+    userinfo, at, hostpart = rest.rpartition("@")
     try:
-        parts = urlsplit(url)
+        parts = urlsplit(f"{scheme}://{hostpart}")
         host = parts.hostname or "localhost"
         port = parts.port or 6379
     except ValueError:
         return redact(url, url)
     if ":" in host:
         host = f"[{host}]"
-    auth = ""
-    if parts.password is not None:
-        auth = f"{unquote(parts.username or '')}:{MASK}@"
-    elif parts.username:
-        auth = f"{MASK}@"  # a lone userinfo is often a password or token: never show it
+    user, colon, _ = userinfo.partition(":")
+    # a lone userinfo is often a password or token: never show it
+    auth = (f"{unquote(user)}:{MASK}@" if colon else f"{MASK}@") if at else ""
     db = parts.path.strip("/") or "0"
     pairs = [(k, MASK if "password" in k.lower() else v) for k, v in parse_qsl(parts.query)]
     query = f"?{urlencode(pairs, safe='/:*')}" if pairs else ""
@@ -100,17 +106,23 @@ def redact(text: str, url: str | None = None) -> str:
     return _SECRET_QUERY.sub(lambda m: f"{m.group(1)}{MASK}", text)
 
 
+def holds_secret(url: str) -> bool:
+    """Whether `url` holds a password, a lone token or a secret query value."""
+    return bool(_secrets_of(url))
+
+
 def _secrets_of(url: str) -> set[str]:
+    """The password (or lone token) of `url`, with or without a scheme, and any secret
+    query value: raw, %-decoded and %-encoded."""
+    _, sep, rest = url.partition("://")
+    userinfo, at, hostpart = (rest if sep else url).rpartition("@")
+    candidates: list[str] = []
+    if at:
+        user, colon, password = userinfo.partition(":")
+        candidates += [password] if colon else [user]
+    query = hostpart.partition("?")[2] if at else url.partition("?")[2]
+    candidates += [v for k, v in parse_qsl(query) if "password" in k.lower()]
     found: set[str] = set()
-    try:
-        parts = urlsplit(url)
-        candidates = [parts.password]
-        if parts.password is None:
-            candidates.append(parts.username)
-        candidates += [v for k, v in parse_qsl(parts.query) if "password" in k.lower()]
-    except ValueError:
-        match = re.search(r"://[^\s/@]*:([^\s/@]*)@", url)
-        candidates = [match.group(1)] if match else []
     for value in filter(None, candidates):
         found.update({value, unquote(value), quote(unquote(value), safe="")})
     return found
@@ -119,6 +131,11 @@ def _secrets_of(url: str) -> set[str]:
 def _client_kwargs(settings: RedisSettings) -> dict:
     """from_url keyword arguments; validates the scheme and the CA file."""
     shown = settings.redacted_url
+    if "://" not in settings.url:
+        raise RedisConfigError(
+            f"Redis URL {shown} has no scheme; fix: write it as "
+            f"redis://[user:password@]host:port/db (rediss:// for TLS) and {URL_FIX}"
+        )
     try:
         parts = urlsplit(settings.url)
         parts.port  # noqa: B018 - raises ValueError on a bad port

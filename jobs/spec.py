@@ -5,11 +5,24 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from factory.layout import StoragePathError, plain_name, plain_symbol, relative_parts
+
 KINDS = ("data", "train", "cv", "ensemble", "report")  # the one list: jobs.kinds runs each
 ENTRY_POINT = "jobs.entry.run_job"  # the one callable a queued job may name
+JOB_ID = re.compile(r"[A-Za-z0-9_-]{1,200}")  # what RQ accepts as a job id
+SHA256 = re.compile(r"[0-9a-f]{64}")
+# the shapes a spec's dataset takes (see JobSpec): a data job's raw file, a dataset built
+# already, or the result of the plan's data job
+DATASET_SHAPES = (
+    frozenset({"raw_path", "raw_sha256", "config"}),
+    frozenset({"dataset_dir", "dataset_id"}),
+    frozenset({"from_job"}),
+)
+MAX_TEXT = 500  # the longest key or value of params a spec may hold
 
 
 class SpecError(ValueError):
@@ -77,9 +90,26 @@ class JobSpec:
         if unknown:
             raise SpecError(f"unknown job spec keys {unknown}")
         try:
-            return cls(**data)
+            spec = cls(**data)
         except TypeError as exc:
             raise SpecError(f"bad job spec: {exc}") from exc
+        return spec.validate()
+
+    def validate(self) -> JobSpec:
+        """This spec, once every field holds what `submit` could have written; else a
+        SpecError naming the field. A spec from Redis is untrusted: no path it names may
+        leave the storage root, no name may be a path (the CLI's rules, factory.layout)."""
+        try:
+            plain_symbol(self.symbol, "spec symbol")
+            _check_code(self.code)
+            _check_model(self)
+            _check_numbers(self)
+            _check_params(self.params)
+            _check_dataset(self)
+        except StoragePathError as exc:
+            text = str(exc)
+            raise (SpecError(f"bad job spec: {text}") if "fix:" in text else _bad(text)) from exc
+        return self
 
     @classmethod
     def from_json(cls, text: str) -> JobSpec:
@@ -95,3 +125,95 @@ class JobSpec:
         if not isinstance(data, dict):
             raise SpecError(f"a job spec must be a JSON object, not {type(data).__name__}")
         return data
+
+
+def _bad(message: str) -> SpecError:
+    return SpecError(f"bad job spec: {message}; fix: resubmit the plan with `submit`")
+
+
+def _check_code(code: object) -> None:
+    from jobs.versioning import is_code_version
+
+    if not is_code_version(code):
+        raise _bad(f"code {str(code)[:80]!r} is not a code version")
+
+
+def _check_model(spec: JobSpec) -> None:
+    from jobs.catalog import model_names
+
+    known = model_names()
+    wanted = spec.kind in ("train", "cv")
+    if (
+        not isinstance(spec.model, str)
+        or (spec.model in known) != wanted
+        or (not wanted and spec.model)
+    ):
+        what = "a model name" if wanted else "no model"
+        raise _bad(f"model {str(spec.model)[:80]!r} of a {spec.kind} job (want {what})")
+    if any(not isinstance(m, str) or m not in known for m in spec.members):
+        raise _bad(f"members {list(spec.members)[:10]!r} name unknown models")
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_numbers(spec: JobSpec) -> None:
+    numbers = {"horizon": spec.horizon, "fold": spec.fold, "folds": spec.folds}
+    for name, value in numbers.items():
+        if not _is_int(value) or not -1 <= value <= 100_000:
+            raise _bad(f"{name} {str(value)[:80]!r} is not a whole number")
+    if spec.horizon < (0 if spec.kind == "data" else 1) or spec.folds < 0:
+        raise _bad(f"horizon {spec.horizon} / folds {spec.folds} of a {spec.kind} job")
+    in_range = 0 <= spec.fold < spec.folds if spec.kind == "cv" else spec.fold == -1
+    if not in_range:
+        raise _bad(f"fold {spec.fold} of {spec.folds} of a {spec.kind} job")
+
+
+def _check_params(params: object) -> None:
+    if not isinstance(params, dict) or len(params) > 100:
+        raise _bad("params must be an object of at most 100 entries")
+    for key, value in params.items():
+        if not (isinstance(key, str) and isinstance(value, str)):
+            raise _bad(f"param {str(key)[:80]!r} must map a name to a string")
+        if not key or len(key) > MAX_TEXT or len(value) > MAX_TEXT:
+            raise _bad(f"param {key[:80]!r} is empty or too long")
+
+
+def _check_dataset(spec: JobSpec) -> None:
+    dataset = spec.dataset
+    if not isinstance(dataset, dict) or frozenset(dataset) not in DATASET_SHAPES:
+        keys = sorted(dataset)[:10] if isinstance(dataset, dict) else type(dataset).__name__
+        raise _bad(f"dataset {keys} is not one of {[sorted(s) for s in DATASET_SHAPES]}")
+    if "raw_path" in dataset:
+        if spec.kind != "data":
+            raise _bad(f"a {spec.kind} job names a raw file")
+        relative_parts(dataset["raw_path"], "raw_path")
+        if not isinstance(dataset["raw_sha256"], str) or not SHA256.fullmatch(
+            dataset["raw_sha256"]
+        ):
+            raise _bad("raw_sha256 is not a sha256")
+        _check_config(spec.symbol, dataset["config"])
+    if "dataset_dir" in dataset:
+        relative_parts(dataset["dataset_dir"], "dataset_dir")
+        plain_name(dataset["dataset_id"], "dataset_id")
+    if "from_job" in dataset and not (
+        isinstance(dataset["from_job"], str) and JOB_ID.fullmatch(dataset["from_job"])
+    ):
+        raise _bad(f"from_job {str(dataset['from_job'])[:80]!r} is not a job id")
+
+
+def _check_config(symbol: str, config: object) -> None:
+    """A data job's dataset config, checked as `factory data` checks it."""
+    from factory.data.config import DatasetConfig
+    from factory.errors import ConfigError
+
+    if not isinstance(config, dict):
+        raise _bad("dataset config must be an object")
+    try:
+        parsed = DatasetConfig.from_dict(config)
+    except (ConfigError, TypeError, ValueError) as exc:
+        raise _bad(f"dataset config: {str(exc).splitlines()[0][:200]}") from exc
+    plain_symbol(parsed.symbol, "dataset config symbol")
+    if parsed.symbol != symbol:
+        raise _bad(f"dataset config symbol {parsed.symbol!r} is not the spec's {symbol!r}")

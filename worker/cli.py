@@ -3,7 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 from pathlib import Path
+
+URL_OPTION = "--redis-url"
+URL_HELP = (
+    "Redis URL (default $REDIS_URL, else the embedded Redis); prefer REDIS_URL: a URL with "
+    "a password given here is moved into the environment (ps shows command lines to all)"
+)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -14,7 +22,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "last checkpoint by another worker. Ctrl+C (or SIGTERM) checkpoints and hands the "
         "job back.",
     )
-    p.add_argument("--redis-url", help="Redis URL (default $REDIS_URL, else the embedded Redis)")
+    p.add_argument(URL_OPTION, help=URL_HELP)
     p.add_argument("--home", help="storage root (default $FACTORY_HOME, else ./factory_home)")
     p.add_argument("--name", help="worker name (default host-pid-random)")
     p.add_argument("--burst", action="store_true", help="quit when the queues are empty")
@@ -79,8 +87,52 @@ def _session_hours_help() -> str:
     )
 
 
+def _is_url_option(arg: str) -> bool:
+    """`--redis-url`, `--redis-url=URL` or an abbreviation argparse accepts (`--redis`)."""
+    name = arg.split("=", 1)[0]
+    return len(name) >= len("--red") and URL_OPTION.startswith(name)
+
+
+def scrubbed_argv(argv: list[str]) -> list[str]:
+    """`argv` without any --redis-url option and its value."""
+    out: list[str] = []
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif _is_url_option(arg):
+            skip = "=" not in arg
+        else:
+            out.append(arg)
+    return out
+
+
+def move_url_to_env(url: str) -> None:
+    """A --redis-url with a password on this process's command line (which `ps` shows
+    every user, for the worker and each work horse it forks) is moved into $REDIS_URL:
+    the process runs again (same pid, os.execve) without it. Called in-process (a
+    notebook), there is nothing to move."""
+    from jobs.settings import holds_secret
+
+    argv = list(getattr(sys, "orig_argv", sys.argv))
+    if not holds_secret(url) or not any(url in arg for arg in argv[1:]):
+        return
+    print(
+        "factory worker: the Redis URL was moved from the command line into REDIS_URL so "
+        "that ps does not show it (set REDIS_URL instead of --redis-url)",
+        file=sys.stderr,
+        flush=True,
+    )
+    os.execve(
+        sys.executable, [sys.executable, *scrubbed_argv(argv[1:])], os.environ | {"REDIS_URL": url}
+    )
+
+
 def run(args: argparse.Namespace) -> int:
     from worker.run import run_worker
+
+    if args.redis_url:
+        move_url_to_env(args.redis_url)
 
     run_worker(
         redis_url=args.redis_url,

@@ -6,10 +6,15 @@ refusal's retry time, the worker's dequeue skips it (one Lua call pops the first
 job id it has not refused), so the job waits for another worker without being
 re-enqueued again and again, and RQ's intermediate queue does not grow. When only
 refused jobs are left, a `--burst` worker quits and says why; others poll slowly.
+
+A queue entry that no worker can even read (a job id RQ rejects, a job hash that is not
+JSON, as a pickled job is) is moved aside instead: off the queue and RQ's intermediate
+queue, its hash renamed out of RQ's way, and its reason kept in QUARANTINE.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
 
@@ -35,6 +40,16 @@ if KEYS[2] ~= '' then redis.call('LREM', KEYS[2], 1, ARGV[1]) end
 redis.call('LPUSH', KEYS[1], ARGV[1])
 return 1
 """
+# move a malformed entry aside: off both lists, its job hash renamed, its reason kept
+_QUARANTINE = """
+redis.call('LREM', KEYS[1], 0, ARGV[1])
+if KEYS[2] ~= '' then redis.call('LREM', KEYS[2], 0, ARGV[1]) end
+if redis.call('EXISTS', KEYS[3]) == 1 then redis.call('RENAME', KEYS[3], KEYS[4]) end
+redis.call('HSET', KEYS[5], ARGV[1], ARGV[2])
+return 1
+"""
+QUARANTINE = "mlf:quarantine"  # hash: queue entry -> JSON {reason, queue, at}
+QUARANTINED_JOB = "mlf:quarantine:job:"  # + entry: the job hash RQ could not read
 IDLE_POLL_S = 30.0  # with only refused jobs queued: one LRANGE per poll (Redis is metered)
 
 
@@ -47,6 +62,7 @@ class Refusals:
     def __post_init__(self) -> None:
         self._pop = self.connection.register_script(_POP_SKIPPING)
         self._put_back = self.connection.register_script(_PUT_BACK)
+        self._quarantine = self.connection.register_script(_QUARANTINE)
 
     def add(self, job_id: str, reason: str, retry_after_s: float) -> bool:
         """Remember a refusal; True when it is new (the first time this worker says so)."""
@@ -73,3 +89,12 @@ class Refusals:
         """The first queued id this worker has not refused (moved like RQ's LMOVE), or None."""
         found = self._pop(keys=[queue_key, intermediate_key or ""], args=self.active())
         return found.decode() if isinstance(found, bytes) else found
+
+    def quarantine(
+        self, queue_key: str, intermediate_key: str | None, entry: str, reason: str
+    ) -> None:
+        """Move the unreadable queue entry `entry` aside (see the module's docstring)."""
+        record = json.dumps({"reason": reason, "queue": queue_key, "at": round(time.time(), 3)})
+        keys = [queue_key, intermediate_key or "", f"rq:job:{entry}"]
+        keys += [f"{QUARANTINED_JOB}{entry}", QUARANTINE]
+        self._quarantine(keys=keys, args=[entry, record])

@@ -18,8 +18,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import redis
+from rq.exceptions import DeserializationError, NoSuchJobError
 from rq.job import JobStatus
 from rq.serializers import JSONSerializer
+from rq.utils import now as rq_now
 from rq.worker import WorkerStatus
 
 from jobs import keys
@@ -35,7 +37,7 @@ from jobs.spec import JobSpec, SpecError
 from jobs.versioning import code_version
 from worker.code_install import CodeInstaller, CodeUnavailable, switch_to
 from worker.horse import die_with_parent
-from worker.refusals import IDLE_POLL_S, Refusals
+from worker.refusals import IDLE_POLL_S, QUARANTINE, Refusals
 from worker.resilience import REDIS_DOWN, ResilientWorker, counted
 from worker.session import SessionBudget
 
@@ -62,6 +64,19 @@ class WorkerSettings:
     install: str = "auto"
     code_folder: Path = field(default_factory=lambda: Path(tempfile.gettempdir()) / "mlf-code")
     refusal_retry_s: float = 300.0  # a job this worker refused is not looked at again before
+
+
+def unreadable_reason(exc: BaseException) -> str:
+    """One line: why RQ could not read a queue entry, and the fix."""
+    if isinstance(exc, DeserializationError):
+        cause = exc.__cause__ or exc
+        problem = f"job data is not JSON (a pickled job?): {type(cause).__name__}: {cause}"
+    else:
+        problem = f"RQ cannot read this entry: {type(exc).__name__}: {exc}"
+    problem = " ".join(problem.split())[:300]
+    return (
+        f"{problem}; fix: enqueue jobs with `submit` (JSON specs, ids of letters, digits, - and _)"
+    )
 
 
 class LeasedWorker(ResilientWorker):
@@ -227,7 +242,22 @@ class LeasedWorker(ResilientWorker):
             self.connection.hset(keys.state(job.id), "error", reason[:500])
 
     def dequeue_job_and_maintain_ttl(self, timeout, max_idle_time=None):
-        """RQ's dequeue, except that jobs this worker refused are skipped (left queued)."""
+        """RQ's dequeue, except that jobs this worker refused are skipped (left queued),
+        and an entry no worker can read (a job id RQ rejects, a job hash that is not JSON)
+        is moved aside with its reason (worker.refusals) instead of ending the loop."""
+        while True:
+            try:
+                result = self._dequeue(timeout, max_idle_time)
+            except Exception as exc:
+                entry, queue = getattr(exc, "job_id", None), getattr(exc, "queue", None)
+                if entry is None or queue is None or isinstance(exc, redis.RedisError):
+                    raise
+                self._quarantine(queue, entry, exc)
+                continue
+            if result is None or self._readable(*result):
+                return result
+
+    def _dequeue(self, timeout, max_idle_time):
         while self.refusals.active():
             self.heartbeat()
             if self.should_run_maintenance_tasks:
@@ -251,6 +281,52 @@ class LeasedWorker(ResilientWorker):
             self.set_state(WorkerStatus.IDLE)
             time.sleep(min(IDLE_POLL_S, timeout))
         return super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
+
+    def _readable(self, job, queue) -> bool:
+        """Whether RQ can read the job's data (a pickled job raises DeserializationError
+        only once its function is asked for); else it is moved aside."""
+        try:
+            _ = job.func_name, job.args, job.kwargs
+        except Exception as exc:
+            self._quarantine(queue, job.id, exc)
+            return False
+        return True
+
+    def _quarantine(self, queue, entry: str, exc: BaseException) -> None:
+        reason = unreadable_reason(exc)
+        self.refusals.quarantine(queue.key, queue.intermediate_queue_key, entry, reason)
+        log.error("queue entry %r moved aside to %s: %s", entry, QUARANTINE, reason)
+
+    def run_maintenance_tasks(self) -> None:
+        """RQ's maintenance, once unreadable entries left in RQ's intermediate queue are
+        moved aside (RQ's cleanup fetches each one); any other fault of it is logged."""
+        try:
+            self._sweep_intermediate()
+        except REDIS_DOWN as exc:
+            log.warning("RQ maintenance postponed: Redis unreachable (%s)", type(exc).__name__)
+            return
+        try:
+            super().run_maintenance_tasks()  # which waits out no outage: it postpones
+        except Exception as exc:
+            log.error("RQ maintenance failed (%s); carrying on", unreadable_reason(exc))
+            self.last_cleaned_at = rq_now()
+
+    def _sweep_intermediate(self) -> None:
+        for queue in self.queues:
+            for raw in self.connection.lrange(queue.intermediate_queue_key, 0, -1):
+                entry = raw.decode(errors="replace")
+                try:
+                    job = self.job_class.fetch(
+                        entry, connection=self.connection, serializer=self.serializer
+                    )
+                except NoSuchJobError:
+                    continue
+                except Exception as exc:
+                    if isinstance(exc, redis.RedisError):
+                        raise
+                    self._quarantine(queue, entry, exc)
+                    continue
+                self._readable(job, queue)
 
     def _drop(self, job, queue) -> None:
         """A job whose result is final already: mark it finished, release its dependents."""

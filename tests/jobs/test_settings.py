@@ -186,3 +186,25 @@ def test_embedded_server_is_shared_restarted_and_keeps_its_data(tmp_path, monkey
     finally:
         stop_embedded(home)
     assert stop_embedded(home) is False
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "default:S3cr3t@127.0.0.1:16391",
+        ":S3cr3t@127.0.0.1:16391",
+        "S3cr3t@127.0.0.1:16391",
+        "redis:S3cr3t@127.0.0.1:16391",
+    ],
+)
+def test_a_url_without_a_scheme_is_refused_without_its_password(url):
+    message = error_of(url)
+    assert "S3cr3t" not in message and "has no scheme" in message, message
+    assert "****@127.0.0.1:16391" in message
+    assert "S3cr3t" not in RedisSettings(url).redacted_url
+    assert "S3cr3t" not in redact(f"connecting to {url} failed", url)
+
+
+def test_a_password_holding_a_slash_or_an_at_sign_is_masked_whole():
+    url = "redis://:pa/ss@wo@rd@127.0.0.1:6379/0"
+    assert RedisSettings(url).redacted_url == "redis://:****@127.0.0.1:6379/0"

@@ -92,7 +92,7 @@ def test_a_job_whose_params_no_retry_can_fix_fails_at_its_first_attempt(cluster)
     plan = cluster.submit(params=("profile=tiny",))
     ledger = json.loads((cluster.home / "ledger" / f"{plan['plan_id']}.json").read_text())
     spec = dict(next(j["spec"] for j in ledger["jobs"] if j["spec"]["kind"] == "train"))
-    spec["params"] = {**spec.get("params", {}), "no_such_param": 1}
+    spec["params"] = {**spec.get("params", {}), "no_such_param": "1"}
     queue = Queue("mlf", connection=cluster.client, serializer=JSONSerializer)
     queue.enqueue("jobs.entry.run_job", json.dumps(spec), job_id="bad-params")
     cluster.worker("w1")
