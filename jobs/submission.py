@@ -6,7 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from factory.data.intake import store_dataset, store_raw
+from factory.data.config import AUTO_TZ
+from factory.data.intake import check_raw_path, store_dataset, store_raw
 from factory.data.manifest import MANIFEST_FILE, DatasetManifest
 from factory.data.symbols import symbol_spec
 from factory.layout import resolve_home
@@ -75,13 +76,13 @@ def _data_spec(sub: Submission, code: str) -> JobSpec:
     """The data job; a raw file outside the storage root is copied under it (verified)
     last, once everything else checked out; the spec names it relative to the root."""
     raw = sub.raw.absolute()
-    if not raw.is_file():
-        raise SubmitError(f"{raw}: file not found; fix: check the --raw path")
+    check_raw_path(raw)  # one line for a folder or a missing file, as `factory data` says
     try:
-        ZoneInfo(sub.tz)
+        if sub.tz != AUTO_TZ:  # auto: the data job detects it (factory.data.timezone)
+            ZoneInfo(sub.tz)
     except (ZoneInfoNotFoundError, ValueError) as exc:
         raise SubmitError(
-            f"timezone {sub.tz!r} is unknown; fix: use an IANA name like America/New_York"
+            f"timezone {sub.tz!r} is unknown; fix: use an IANA name like America/New_York or auto"
         ) from exc
     spec = symbol_spec(sub.symbol, sub.tick_size)
     horizons = sorted(set(DEFAULT_HORIZONS) | {sub.horizon})

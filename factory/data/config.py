@@ -16,6 +16,7 @@ import pandas as pd
 from factory.errors import ConfigError
 
 DEFAULT_HORIZONS = (5, 10, 15, 20)
+AUTO_TZ = "auto"  # tz: detected from the daily break (factory.data.timezone)
 
 
 def timeframe_minutes(timeframe: str) -> int:
@@ -82,7 +83,7 @@ class DatasetConfig:
                 f"embargo_min={self.embargo_min} is shorter than the longest horizon "
                 f"({self.min_embargo_min} min); fix: raise it or leave it unset"
             )
-        if self.tz == "auto":  # detected from the daily break (factory.data.timezone)
+        if self.tz == AUTO_TZ:
             return
         try:
             pd.Timestamp("2020-01-01").tz_localize(self.tz)

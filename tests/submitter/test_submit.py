@@ -109,3 +109,33 @@ def test_submit_help_starts_without_heavy_imports():
         [sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, check=True
     )
     assert out.stdout.strip() == "[]"
+
+
+def test_a_folder_as_raw_is_named_as_a_folder(base_args, redis_server, tmp_path):
+    args = [a for a in base_args]
+    at = args.index("--dataset")
+    args[at : at + 2] = ["--raw", str(tmp_path)]
+    proc = submit("--models", "xgboost", *args)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == (
+        f"error: {tmp_path}: is a directory, not a file of bars; "
+        "fix: pass one file inside it: a CSV, a parquet or a zip of CSV files"
+    )
+    assert redis_server.client().keys("*") == []
+
+
+def test_tz_auto_is_accepted_and_reaches_the_data_job(base_args, redis_server, tmp_path):
+    from factory.data.synthetic import synthetic_bars
+
+    raw = tmp_path / "MES_1m.csv"
+    synthetic_bars("MES", days=3).to_csv(raw)
+    args = [a for a in base_args]
+    at = args.index("--dataset")
+    args[at : at + 2] = ["--raw", str(raw)]
+    proc = submit("--models", "xgboost", "--tz", "auto", *args, "--json")
+    assert proc.returncode == 0, proc.stderr
+    ledger = json.loads(
+        (tmp_path / "home" / "ledger" / f"{json.loads(proc.stdout)['plan_id']}.json").read_text()
+    )
+    data = next(j["spec"] for j in ledger["jobs"] if j["spec"]["kind"] == "data")
+    assert data["dataset"]["config"]["tz"] == "auto"
