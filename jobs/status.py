@@ -51,13 +51,26 @@ def job_rows(connection: redis.Redis, plan: Plan) -> list[dict[str, Any]]:
     for job_id in ids:
         pipe.hgetall(keys.state(job_id))
         pipe.get(keys.lease(job_id))
+        pipe.pttl(keys.lease(job_id))
     replies = pipe.execute()
     rows = []
     for i, entry in enumerate(plan.entries):
-        state = {k.decode(): v for k, v in replies[2 * i].items()}
-        lease = replies[2 * i + 1]
-        rows.append(_row(entry, jobs[entry.job_id], state, lease, now))
+        state = {k.decode(): v for k, v in replies[3 * i].items()}
+        lease, pttl_ms = replies[3 * i + 1], replies[3 * i + 2]
+        row = _row(entry, jobs[entry.job_id], state, lease, now)
+        if row["status"] == "started" and _renewal_overdue(row["lease_age_s"], pttl_ms):
+            row["status"] = "lease expiring"  # its worker stopped renewing: dead or cut off
+        rows.append(row)
     return rows
+
+
+def _renewal_overdue(age_s: float | None, pttl_ms: int | None) -> bool:
+    """Whether a live lease missed its renewals: a worker renews every TTL/3, so a lease
+    not renewed for half its TTL (the age plus what is left of it) belongs to a worker
+    that died or lost Redis, and expires within the rest."""
+    if age_s is None or pttl_ms is None or pttl_ms < 0:
+        return False
+    return age_s > (age_s + pttl_ms / 1000) / 2
 
 
 def _status(entry, job, state: dict) -> str:
