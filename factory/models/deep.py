@@ -16,9 +16,14 @@ windows to (batch, 3) logits. Everything else lives here, once:
   `torch.randperm` of a dedicated generator whose state at the epoch's start is
   checkpointed, so a run resumed mid-epoch continues the same order; on the same
   machine a resumed run equals an uninterrupted one bit for bit;
-- on CUDA, fp16 autocast with a GradScaler (bf16 on request); on out-of-memory the
-  micro-batch is halved and gradients are accumulated, so the effective batch stays
-  the same (the run is then no longer bit-exact, and says so).
+- on CUDA, fp16 autocast with a GradScaler (bf16 on request; a CPU runs bf16 autocast
+  when asked); `accumulation_steps` splits each batch into that many micro-batches whose
+  gradients add up (the optimizer step and its batch stay `batch_size`), and
+  `grad_checkpointing` recomputes the network's blocks in backward instead of keeping
+  their activations; on out-of-memory the micro-batch is halved, so the effective batch
+  stays the same (the run is then no longer bit-exact against one that did not halve,
+  and says so; the checkpoint keeps the micro-batch, so a resume stays exact). What
+  differs per device lives in models/deep_device.py.
 """
 
 from __future__ import annotations
@@ -34,8 +39,19 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from factory.errors import ConfigError
 from factory.models.base import Model, host_rng_state, normalize_proba, set_host_rng_state
+from factory.models.deep_device import (
+    amp_dtype,
+    cuda_rng_state,
+    enable_grad_checkpointing,
+    free_device_memory,
+    grad_scaler,
+    halves_on_oom,
+    pick_device,
+    rng_before_step,
+    rng_retry,
+    set_cuda_rng_state,
+)
 from factory.models.deep_params import SequenceParams
 from factory.training.context import Checkpoint, TrainingContext
 from factory.training.training_data import N_CLASSES, TrainingData
@@ -45,20 +61,6 @@ log = logging.getLogger("factory.models.deep")
 TORCH_FILE = "torch.pt"
 MODEL_FILE = "model.pt"
 PREDICT_BATCH = 1024
-
-
-def pick_device(p: SequenceParams) -> torch.device:
-    if p.device == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("device=cuda but no CUDA device is available; fix: device=auto")
-    use_cuda = p.device == "cuda" or (p.device == "auto" and torch.cuda.is_available())
-    return torch.device("cuda" if use_cuda else "cpu")
-
-
-def amp_dtype(p: SequenceParams, device: torch.device) -> torch.dtype | None:
-    if device.type != "cuda" or p.amp == "off":
-        return None
-    # auto = fp16 (+ GradScaler): cuDNN runs RNNs in bf16 only from cuDNN 9.13 on
-    return torch.bfloat16 if p.amp == "bf16" else torch.float16
 
 
 def count_parameters(net: nn.Module) -> int:
@@ -102,19 +104,20 @@ class Trainer:
         self.y_val = torch.from_numpy(y_val).to(self.device)
         self.class_w = torch.tensor(data.class_weights, dtype=torch.float32, device=self.device)
         self.n_batches = -(-len(self.windows) // p.batch_size)
-        self.micro = p.batch_size  # halved on CUDA out-of-memory
+        self.micro = -(-p.batch_size // p.accumulation_steps)  # halved on out-of-memory
         random.seed(p.seed)
         np.random.seed(p.seed)
         torch.manual_seed(p.seed)  # also seeds every CUDA device
         self.gen = torch.Generator().manual_seed(p.seed)
         self.epoch_gen_state = self.gen.get_state()
         self.net = build_net(data.n_features, p).to(self.device)
+        if p.grad_checkpointing:
+            enable_grad_checkpointing(self.net)
         self.opt = torch.optim.AdamW(
             self.net.parameters(), lr=p.learning_rate, weight_decay=p.weight_decay
         )
         self.sched = torch.optim.lr_scheduler.CosineAnnealingLR(self.opt, T_max=p.epochs)
-        fp16 = self.amp == torch.float16
-        self.scaler = torch.amp.GradScaler("cuda", enabled=True) if fp16 else None
+        self.scaler = grad_scaler(self.device, self.amp)
         self.best_state: dict[str, torch.Tensor] | None = None
         self.progress = _fresh_progress()
 
@@ -136,8 +139,8 @@ class Trainer:
         }
         if self.scaler is not None:
             tensors["grad_scaler"] = self.scaler.state_dict()
-        if torch.cuda.is_available():
-            tensors["cuda_rng"] = torch.cuda.get_rng_state_all()
+        if (cuda_rng := cuda_rng_state()) is not None:
+            tensors["cuda_rng"] = cuda_rng
         if self.best_state is not None:
             tensors["best_model"] = self.best_state
         buf = io.BytesIO()
@@ -166,30 +169,32 @@ class Trainer:
         self.epoch_gen_state = blob["loader_generator"]
         self.gen.set_state(self.epoch_gen_state)
         torch.set_rng_state(blob["torch_rng"])
-        if self.device.type == "cuda" and "cuda_rng" in blob:
-            torch.cuda.set_rng_state_all(blob["cuda_rng"])
+        set_cuda_rng_state(blob.get("cuda_rng"), self.device)
         set_host_rng_state(checkpoint.state["rng"])
+        self.micro = int(checkpoint.state.get("micro_batch", self.micro))  # after a halving
 
     def _autocast(self):
         return torch.autocast(self.device.type, dtype=self.amp, enabled=self.amp is not None)
 
     def train_batch(self, idx: torch.Tensor) -> tuple[float, float]:
-        """One optimizer step on the batch `idx`; (sum of weighted losses, sum of weights)."""
-        cuda_rng = torch.cuda.get_rng_state() if self.device.type == "cuda" else None
+        """One optimizer step on the batch `idx`; (sum of weighted losses, sum of weights).
+        On out-of-memory (CUDA) the micro-batch is halved and the step retried from the
+        same RNG states; the gradients of its micro-batches add up to the batch's."""
+        rng = rng_before_step(self.device)
         while True:
             try:
                 return self._step(idx)
             except torch.OutOfMemoryError:
-                if self.device.type != "cuda" or self.micro == 1:
+                if not halves_on_oom(self.device) or self.micro == 1:
                     raise
                 self.micro //= 2
                 self.progress["bit_exact"] = False
-                msg = "CUDA out of memory: micro-batch %d x %d accumulation steps (batch %d)"
                 steps = -(-self.p.batch_size // self.micro)
-                log.warning(msg, self.micro, steps, self.p.batch_size)
+                msg = "out of memory on %s: micro-batch %d x %d accumulation steps (batch %d)"
+                log.warning(msg, self.device.type, self.micro, steps, self.p.batch_size)
                 self.opt.zero_grad(set_to_none=True)
-                torch.cuda.empty_cache()
-                torch.cuda.set_rng_state(cuda_rng)
+                free_device_memory(self.device)
+                rng_retry(rng)
 
     def _step(self, idx: torch.Tensor) -> tuple[float, float]:
         self.net.train()

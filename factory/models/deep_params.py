@@ -35,7 +35,7 @@ class SequenceParams(TrainingParams):
     """Training fields shared by every sequence model (factory/models/deep.py trains them)."""
 
     POSITIVE = ("lookback", "batch_size", "epochs", "learning_rate", "patience")
-    POSITIVE += ("report_every_batches",)
+    POSITIVE += ("report_every_batches", "accumulation_steps")
 
     lookback: int = 64
     dropout: float = 0.2
@@ -48,6 +48,11 @@ class SequenceParams(TrainingParams):
     report_every_batches: int = 100
     device: str = "auto"  # auto | cpu | cuda
     amp: str = "auto"  # auto (CUDA: fp16) | bf16 (RNNs need cuDNN >= 9.13) | fp16 | off
+    # memory: each batch of batch_size split into this many micro-batches whose gradients
+    # add up (the same optimizer step; BatchNorm, in patchtst, normalises over each
+    # micro-batch); an out-of-memory on CUDA halves the micro-batch further
+    accumulation_steps: int = 1
+    grad_checkpointing: bool = False  # recompute blocks in backward: less memory, ~30 % slower
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -57,6 +62,11 @@ class SequenceParams(TrainingParams):
             raise ConfigError(
                 f"device={self.device} amp={self.amp}; fix: device one of {', '.join(DEVICES)}, "
                 f"amp one of {', '.join(AMP_MODES)}"
+            )
+        if self.accumulation_steps > self.batch_size:
+            raise ConfigError(
+                f"accumulation_steps={self.accumulation_steps} must be <= batch_size="
+                f"{self.batch_size}; fix: lower it"
             )
 
 

@@ -38,10 +38,12 @@ class RecurrentNet(nn.Module):
 
 class LSTMNet(RecurrentNet):
     layer, layer_name = nn.LSTM, "lstm"
+    GRAD_CHECKPOINT = ("lstm",)  # grad_checkpointing: the recurrent stack
 
 
 class GRUNet(RecurrentNet):
     layer, layer_name = nn.GRU, "gru"
+    GRAD_CHECKPOINT = ("gru",)
 
 
 class LSTMModel(SequenceModel):

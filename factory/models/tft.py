@@ -119,6 +119,8 @@ class InterpretableAttention(nn.Module):
 
 
 class TFTNet(nn.Module):
+    GRAD_CHECKPOINT = ("select", "lstm", "enrich", "attn", "ff")  # grad_checkpointing
+
     def __init__(self, n_features: int, p: TFTParams) -> None:
         super().__init__()
         d, drop = p.hidden_size, p.dropout

@@ -48,6 +48,10 @@ class EncoderLayer(nn.Module):
     `norm` is "layer" (LayerNorm, iTransformer) or "batch" (BatchNorm, PatchTST).
     """
 
+    # grad_checkpointing: attention and feed-forward (not the norms: BatchNorm would
+    # update its running statistics again in the recomputation)
+    GRAD_CHECKPOINT = ("attn", "ff")
+
     def __init__(
         self,
         d_model: int,
