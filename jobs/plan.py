@@ -92,7 +92,7 @@ def build_plan(
     if data_spec is not None:
         entries.append(PlanEntry(data_spec))
         data_deps = (data_spec.job_id,)
-        dataset = {"from_job": data_spec.job_id}
+        dataset = {"from_job": data_spec.job_id, "dataset_id": expected_dataset_id(data_spec)}
     common = {"symbol": base.symbol, "code": base.code, "dataset": dataset, "horizon": horizon}
     cv_ids: list[str] = []
     train_ids: list[str] = []
@@ -114,6 +114,18 @@ def build_plan(
     report = JobSpec(kind="report", members=tuple(models), **common)
     entries.append(PlanEntry(report, tuple(tail)))
     return Plan(tuple(entries))
+
+
+def expected_dataset_id(data_spec: JobSpec) -> str:
+    """The id of the dataset that `data_spec` (a data job) will build: a hash of the raw
+    file's sha256, the config and the data code (factory.data.dataset.dataset_id_for)."""
+    from factory.data.config import DatasetConfig
+    from factory.data.dataset import dataset_id_for
+    from factory.data.ingest import RawFile
+
+    d = data_spec.dataset
+    raw = RawFile(path=str(d["raw_path"]), size_bytes=0, sha256=str(d["raw_sha256"]))
+    return dataset_id_for(raw, DatasetConfig.from_dict(dict(d["config"])))
 
 
 def write_ledger(plan: Plan, home: Path) -> Path:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from factory.layout import StoragePathError, plain_name, plain_symbol, relative_parts
+from factory.training.identity import job_id, train_content
 
 KINDS = ("data", "train", "cv", "ensemble", "report")  # the one list: jobs.kinds runs each
 ENTRY_POINT = "jobs.entry.run_job"  # the one callable a queued job may name
@@ -21,6 +21,7 @@ DATASET_SHAPES = (
     frozenset({"raw_path", "raw_sha256", "config"}),
     frozenset({"dataset_dir", "dataset_id"}),
     frozenset({"from_job"}),
+    frozenset({"from_job", "dataset_id"}),  # the id the data job's dataset will have
 )
 MAX_TEXT = 500  # the longest key or value of params a spec may hold
 
@@ -40,7 +41,8 @@ class JobSpec:
     symbol      e.g. MES
     dataset     how to get the dataset: {"raw_path", "raw_sha256", "config"} for a data job,
                 {"dataset_dir", "dataset_id"} for a dataset built already, or
-                {"from_job": <data job id>} for jobs that follow a data job; paths are
+                {"from_job": <data job id>, "dataset_id"} for jobs that follow a data job
+                (the dataset id its dataset will have; older plans lack it); paths are
                 relative to the storage root (factory.layout.resolve_in_home reads them)
     model       model registry name (train/cv), "" otherwise
     horizon     label horizon in decision bars (0 for data jobs)
@@ -68,10 +70,15 @@ class JobSpec:
 
     @property
     def job_id(self) -> str:
-        digest = hashlib.sha256(self.to_json().encode()).hexdigest()[:20]
-        label = self.model or self.kind
-        suffix = f"-f{self.fold}" if self.fold >= 0 else ""
-        return f"{self.kind}-{self.symbol.lower()}-{label}{suffix}-{digest}"
+        """The one job id (factory.training.identity): a train job whose dataset id is
+        known hashes what decides its result, as `factory train` does; any other job
+        hashes its whole spec."""
+        dataset_id = self.dataset.get("dataset_id")
+        if self.kind == "train" and isinstance(dataset_id, str):
+            content = train_content(self.code, dataset_id, self.model, self.horizon, self.params)
+        else:
+            content = self.to_dict()
+        return job_id(self.kind, self.symbol, self.model or self.kind, content, self.fold)
 
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
@@ -196,6 +203,7 @@ def _check_dataset(spec: JobSpec) -> None:
         _check_config(spec.symbol, dataset["config"])
     if "dataset_dir" in dataset:
         relative_parts(dataset["dataset_dir"], "dataset_dir")
+    if "dataset_id" in dataset:
         plain_name(dataset["dataset_id"], "dataset_id")
     if "from_job" in dataset and not (
         isinstance(dataset["from_job"], str) and JOB_ID.fullmatch(dataset["from_job"])

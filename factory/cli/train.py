@@ -94,14 +94,19 @@ def run_train(args: argparse.Namespace) -> int:
     from factory.layout import Layout, ensure_writable
     from factory.training.checkpoint import CheckpointStore
     from factory.training.context import StopTraining
+    from factory.training.identity import train_job_id
     from factory.training.local_context import LocalContext
-    from factory.training.train import job_id_for, run_training
+    from factory.training.train import run_training
+    from factory.version import code_version
 
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(message)s")
     params = parse_params(args.param)
     manifest = DatasetManifest.load(args.dataset)
     horizon = args.horizon if args.horizon is not None else manifest.horizons[0]
-    job_id = job_id_for(manifest.dataset_id, args.model, horizon, params)
+    # the id a worker gives the same train job (factory.training.identity)
+    job_id = train_job_id(
+        code_version(), manifest.symbol, manifest.dataset_id, args.model, horizon, params
+    )
     layout = Layout.at(args.home)
     ensure_writable(layout.checkpoints_root())
     store = CheckpointStore(layout.home, job_id)

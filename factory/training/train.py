@@ -9,8 +9,6 @@ the fitted model as a bundle (factory.bundle).
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -24,16 +22,6 @@ from factory.models.base import Model
 from factory.training.context import TrainingContext
 from factory.training.results import job_result, scores, with_backtest
 from factory.training.training_data import TrainingData, load_training_data
-
-
-def job_id_for(dataset_id: str, model_name: str, horizon: int, params: dict[str, Any]) -> str:
-    """A content hash of what decides a train job's result (resolved params, so that
-    equal settings spelled differently give one job)."""
-    resolved = dataclasses.asdict(resolve_params(model_name, params))
-    payload = {"dataset_id": dataset_id, "model": model_name, "horizon": int(horizon)}
-    payload["params"] = resolved
-    digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
-    return f"{model_name}-h{int(horizon)}-{digest[:16]}"
 
 
 def evaluate(

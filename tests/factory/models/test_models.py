@@ -18,7 +18,7 @@ from factory.models import MODELS, get_model, load_model
 from factory.training.checkpoint import CheckpointStore
 from factory.training.context import Checkpoint, StopTraining, Superseded, TrainingContext
 from factory.training.local_context import LocalContext
-from factory.training.train import job_id_for, run_training
+from factory.training.train import run_training
 from factory.training.training_data import load_training_data
 
 # small, fast, and long enough to checkpoint a few times (no early stop before the end)
@@ -384,11 +384,3 @@ def test_run_training_result_is_json_and_bundled(dataset_dir, tmp_path):
         predictions_sha256(loaded.predict_proba(data, "test"))
         == (result["test_predictions_sha256"])
     )
-
-
-def test_job_id_depends_on_resolved_params():
-    a = job_id_for("d1", "xgboost", 5, {"profile": "tiny", "max_depth": "3"})
-    assert a == job_id_for("d1", "xgboost", 5, {"profile": "tiny"})  # 3 is tiny's depth
-    assert a != job_id_for("d1", "xgboost", 5, {"profile": "tiny", "max_depth": "4"})
-    assert a != job_id_for("d2", "xgboost", 5, {"profile": "tiny"})
-    assert a != job_id_for("d1", "xgboost", 10, {"profile": "tiny"})
