@@ -222,7 +222,12 @@ def xgboost_gpu(X, y, rounds: int, use_cuda: bool) -> dict:
     if not use_cuda:
         return {"supported": False, "note": "build has CUDA; no CUDA device here: not run"}
     params = {"objective": "multi:softprob", "num_class": 3, "device": "cuda", "max_depth": 6}
-    return _timed(lambda: xgb.train(params, xgb.DMatrix(X, y), rounds) and rounds)
+
+    def train() -> int:
+        xgb.train(params, xgb.DMatrix(X, y), rounds)
+        return rounds
+
+    return _timed(train)
 
 
 def lightgbm_gpu(X, y, rounds: int, use_cuda: bool) -> dict:
@@ -232,7 +237,12 @@ def lightgbm_gpu(X, y, rounds: int, use_cuda: bool) -> dict:
     for device in ("cuda", "gpu"):
         params = {"objective": "multiclass", "num_class": 3, "device_type": device}
         params |= {"verbosity": -1, "num_leaves": 63}
-        row = _timed(lambda p=params: lgb.train(p, lgb.Dataset(X, y), rounds) and rounds)
+
+        def train(p=params) -> int:
+            lgb.train(p, lgb.Dataset(X, y), rounds)
+            return rounds
+
+        row = _timed(train)
         if row["supported"]:
             return row | {"device": device}
         notes.append(f"{device}: {row['note']}")
@@ -248,7 +258,12 @@ def catboost_gpu(X, y, rounds: int, use_cuda: bool) -> dict:
     if not gpus:
         return {"supported": False, "note": "CatBoost sees no GPU (no device, or no driver)"}
     model = CatBoostClassifier(iterations=rounds, task_type="GPU", depth=6, verbose=False)
-    return _timed(lambda: model.fit(X, y) and rounds)
+
+    def train() -> int:
+        model.fit(X, y)
+        return rounds
+
+    return _timed(train)
 
 
 def boosting(data, size: dict, use_cuda: bool) -> list[dict]:
