@@ -2,10 +2,12 @@
 
 A model is scikit-learn style: `__init__` only stores its parameters; `fit(data, ctx)`
 trains through a TrainingContext (reports, checkpoints, stop requests, resume) and
-sets learned attributes, whose names end in `_`; `predict_proba(data, split)` gives
-(n, 3) float64 probabilities whose rows sum to 1; `save(dir)` / `load(dir)` write and
-read a bundle without pickle (JSON config, with the learned attributes named in
-`LEARNED`, plus the model's own weight format).
+sets learned attributes, whose names end in `_`; `calibrate(data)` fits the map from
+its probabilities to the market's on the validation rows; `predict_proba(data, split)`
+gives (n, 3) float64 probabilities whose rows sum to 1 (a subclass implements
+`_raw_proba`, what it learned; see factory.models.calibration); `save(dir)` and
+`load(dir)` write and read a bundle without pickle (JSON config, with the learned
+attributes named in `LEARNED`, plus the model's own weight format).
 
 A checkpoint's JSON state records its `format` (CHECKPOINT_FORMAT; none before format
 2, read as 1); a fit refuses, in one line, a checkpoint of a format it does not read,
@@ -30,7 +32,8 @@ from typing import Any, ClassVar
 import numpy as np
 
 from factory.errors import FactoryError
-from factory.models.params import params_from
+from factory.models.calibration import Calibration
+from factory.models.params import POST_FIT_PARAMS, params_from
 from factory.training.context import Checkpoint, StopTraining, Superseded, TrainingContext
 from factory.training.training_data import TrainingData
 
@@ -72,6 +75,8 @@ class Model(ABC):
     LEARNED: ClassVar[tuple[str, ...]]  # learned attributes (less the "_") of a bundle
     SUMMARY: ClassVar[dict[str, str]] = {}  # fit_summary field -> learned attribute
 
+    calibration_: Calibration | None = None  # set by calibrate() or a bundle
+
     def __init__(self, params: Any = None) -> None:
         self.params = params
 
@@ -93,7 +98,25 @@ class Model(ABC):
     def fit(self, data: TrainingData, ctx: TrainingContext) -> Model: ...
 
     @abstractmethod
-    def predict_proba(self, data: TrainingData, split: str) -> np.ndarray: ...
+    def _raw_proba(self, data: TrainingData, split: str) -> np.ndarray:
+        """The probabilities the fitted model learned (those of its balanced training)."""
+
+    def predict_proba(self, data: TrainingData, split: str) -> np.ndarray:
+        """The market's probabilities of `split`'s rows: the raw ones, prior-shifted and
+        calibrated by `calibration_` (factory.models.calibration)."""
+        raw = self._raw_proba(data, split)
+        return raw if self.calibration_ is None else self.calibration_.apply(raw)
+
+    def calibrate(self, data: TrainingData) -> Model:
+        """Fit `calibration_` on the validation rows (its `calibration` parameter's
+        method, after the prior shift of the class weights it trained with)."""
+        method = self.params.calibration
+        if method == "auto":
+            method = "temperature" if self.kind == "sequence" else "sigmoid"
+        self.calibration_ = None
+        raw = self._raw_proba(data, "val")
+        self.calibration_ = Calibration.fit(raw, data.labels("val"), data.class_weights, method)
+        return self
 
     def fit_summary(self) -> dict[str, Any]:
         """What the last fit did, JSON-able (result fields shared by every model)."""
@@ -156,8 +179,15 @@ class Model(ABC):
                 f"reads formats {', '.join(map(str, READS_FORMATS))}; fix: resume it with the "
                 "code that wrote it, or use a new job id"
             )
-        saved = checkpoint.state.get("params")
+        # a parameter added since the checkpoint was written counts at its default (what
+        # the older code did); the calibration is fitted after training: any resumes
+        fields = dataclasses.fields(self.params)
+        added = {f.name: f.default for f in fields if f.default is not dataclasses.MISSING}
+        saved = added | dict(checkpoint.state.get("params") or {})
         mine = dataclasses.asdict(self.params)
+        for key in POST_FIT_PARAMS:
+            saved.pop(key, None)
+            mine.pop(key, None)
         if checkpoint.state.get("model") != self.name or saved != mine:
             raise FactoryError(
                 f"the checkpoint at step {checkpoint.step} was written by another model or "
@@ -193,6 +223,8 @@ class Model(ABC):
     def _write_config(self, directory: Path) -> None:
         learned = {key: getattr(self, f"{key}_") for key in self.LEARNED}
         config = self._config() | {"learned": learned}
+        if self.calibration_ is not None:
+            config["calibration"] = self.calibration_.to_dict()
         # keys sorted: canonical bytes, whatever order a resume restored the history in
         (directory / CONFIG_FILE).write_text(json.dumps(config, indent=1, sort_keys=True))
 
@@ -210,6 +242,9 @@ class Model(ABC):
         model.horizon_ = config["horizon"]
         for key in cls.LEARNED:
             setattr(model, f"{key}_", config["learned"][key])
+        # a bundle written before calibration existed predicts its raw probabilities
+        calibration = config.get("calibration")
+        model.calibration_ = Calibration.from_dict(calibration) if calibration else None
         return model
 
     @abstractmethod

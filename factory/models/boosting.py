@@ -236,7 +236,7 @@ class BoostingModel(Model):
 
     # --- predictions and bundles ----------------------------------------------------
 
-    def predict_proba(self, data: TrainingData, split: str) -> np.ndarray:
+    def _raw_proba(self, data: TrainingData, split: str) -> np.ndarray:
         self._check_fitted()
         X, _ = data.tabular(split)
         proba = self._predict(X, self.best_iteration_ + 1)

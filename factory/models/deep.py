@@ -337,7 +337,7 @@ class SequenceModel(Model):
             "n_parameters": count_parameters(self.net_),
         }
 
-    def predict_proba(self, data: TrainingData, split: str) -> np.ndarray:
+    def _raw_proba(self, data: TrainingData, split: str) -> np.ndarray:
         self._check_fitted()
         windows, _ = data.sequence(split, self.params.lookback)
         logits = _logits(self.net_, windows, self.device_, self.amp_)

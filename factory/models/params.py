@@ -103,9 +103,16 @@ def tiny_and_default(tiny: dict[str, Any]) -> Profiles:
     return {"tiny": {"checkpoint_min_interval_s": 0.0} | tiny, "default": {}}
 
 
+# the `calibration` parameter of every model (factory.models.calibration)
+CALIBRATION_METHODS = ("none", "temperature", "sigmoid", "isotonic")
+CALIBRATIONS = ("auto", *CALIBRATION_METHODS)
+POST_FIT_PARAMS = ("calibration",)  # used after training: a resume ignores them
+
+
 @dataclass(frozen=True)
 class TrainingParams:
-    """The fields every model's Params has: its profile, checkpoint cadence and seed;
+    """The fields every model's Params has: its profile, checkpoint cadence, seed and
+    calibration;
     and the checks that each subclass declares of its own fields: `POSITIVE` ones must
     be > 0, `FRACTIONS` must lie in (0, 1].
 
@@ -123,6 +130,9 @@ class TrainingParams:
     checkpoint_every_s: float = 120.0
     checkpoint_min_interval_s: float = 30.0  # in [0, checkpoint_every_s]
     seed: int = 0
+    # fitted on the validation rows after the prior shift (factory.models.calibration):
+    # auto = temperature for sequence models, sigmoid for the others; none = shift only
+    calibration: str = "auto"
 
     def __post_init__(self) -> None:
         check_positive(self, *self._declared("POSITIVE"))
@@ -130,6 +140,11 @@ class TrainingParams:
         bad = [f"{n}={getattr(self, n)}" for n in fractions if not 0 < getattr(self, n) <= 1]
         if bad:
             raise ConfigError(f"parameters must lie in (0, 1]: {', '.join(bad)}")
+        if self.calibration not in CALIBRATIONS:
+            raise ConfigError(
+                f"calibration={self.calibration!r} is unknown; "
+                f"fix: one of {', '.join(CALIBRATIONS)}"
+            )
         low, high = self.checkpoint_min_interval_s, self.checkpoint_every_s
         if not 0 <= low <= high:
             raise ConfigError(

@@ -260,7 +260,7 @@ def run_cv_fold(
     data = load_training_data(dataset_dir, horizon)
     f, embargo = _fold_of(data, fold, folds, embargo)
     fold_data = data.with_rows(train=f.inner_train_rows, val=f.inner_val_rows, test=f.test_rows)
-    model = model_cls(resolved).fit(fold_data, ctx)
+    model = model_cls(resolved).fit(fold_data, ctx).calibrate(fold_data)  # on val rows
     proba = model.predict_proba(fold_data, "test")
     y = fold_data.labels("test")
     metrics = classification_report(y, proba, class_prior(fold_data.labels("train")))

@@ -52,7 +52,7 @@ def train_model(
     model_cls = get_model(model_name)
     resolved = resolve_params(model_name, params)  # bad params fail before data is read
     data = load_training_data(dataset_dir, horizon)
-    model = model_cls(resolved).fit(data, ctx)
+    model = model_cls(resolved).fit(data, ctx).calibrate(data)  # on val rows only
     metrics, test_sha = evaluate(model, data)
     fields = {"params": dataclasses.asdict(resolved), "metrics": metrics}
     fields["test_predictions_sha256"] = test_sha
