@@ -4,6 +4,21 @@ Light on purpose, as models/params.py: the registry and `submit` read these with
 importing torch. `SequenceParams` holds the training fields that models/deep.py uses;
 each network adds its own sizes and carries its `PROFILES` ("tiny": seconds on a CPU,
 "default": real sizes).
+
+The default profiles on a 16 GB T4 (Colab's smallest GPU): ESTIMATED, no GPU was at
+hand; `bench/gpu_check.py` measures them on one. Next to each profile: its parameters
+and, at its default batch, for 110 features (the synthetic MES dataset; parameters and
+memory grow with the feature count): the activations a training step keeps (measured
+on a CPU in float32 with torch.autograd.graph.saved_tensors_hooks; fp16 AMP keeps
+roughly half), the training FLOPs per sample (torch.utils.flop_counter; recurrences by
+hand) and the expected training time of one epoch of 1,000,000 decision rows. Those
+times assume ~10 TFLOP/s effective for the matmul-heavy nets (15 % of the T4's fp16
+tensor-core peak) and ~15 s an epoch for gathering the windows on Colab's 2 vCPUs and
+copying them to the GPU (64 x 110 float32 = 28 KB a sample, 28 GB an epoch); weights,
+gradients and AdamW's two moments take 16 bytes a parameter, the CUDA context ~0.5 GB.
+Every default fits a T4 with room to spare, so none is cut for it; a larger feature
+set or lookback can use `accumulation_steps` or `grad_checkpointing`, and an
+out-of-memory halves the micro-batch by itself.
 """
 
 from __future__ import annotations
@@ -77,6 +92,9 @@ def check_heads(d_model: int, n_heads: int) -> None:
 
 @dataclass(frozen=True)
 class LSTMParams(SequenceParams):
+    # T4, estimated: 255 k parameters; batch 512 keeps ~0.6 GB of activations (fp32);
+    # 0.1 GFLOP a sample; an epoch of 1 M rows ~1 min (the recurrence is sequential:
+    # latency-bound, ~20 ms a step of 512, plus the window gather)
     PROFILES: ClassVar[Profiles] = tiny_and_default(_TINY | {"hidden_size": 16, "num_layers": 1})
     POSITIVE = ("hidden_size", "num_layers")
 
@@ -88,12 +106,18 @@ class LSTMParams(SequenceParams):
 class GRUParams(LSTMParams):
     """The same fields and profiles as LSTMParams."""
 
+    # T4, estimated: 192 k parameters; ~0.7 GB of activations at batch 512; 0.07 GFLOP a
+    # sample; an epoch of 1 M rows ~1 min (as the LSTM)
+
     PROFILES: ClassVar[Profiles] = LSTMParams.PROFILES
 
 
 @dataclass(frozen=True)
 class TCNParams(SequenceParams):
     """Bai, Kolter & Koltun 2018; receptive field 1 + 2 (kernel_size - 1)(2^num_levels - 1)."""
+
+    # T4, estimated: 140 k parameters; ~0.3 GB of activations at batch 512; 0.05 GFLOP a
+    # sample; an epoch of 1 M rows ~30 s (bound by the window gather)
 
     PROFILES: ClassVar[Profiles] = tiny_and_default(
         _TINY | {"channels": 16, "num_levels": 3, "kernel_size": 3}
@@ -108,6 +132,10 @@ class TCNParams(SequenceParams):
 @dataclass(frozen=True)
 class PatchTSTParams(SequenceParams):
     """Nie et al. 2023: its large-data sizes, lr and batch; the lookback is the dataset's."""
+
+    # T4, estimated: 0.74 M parameters; ~3.2 GB of activations at batch 128 (x 110 series
+    # of 9 patches each); 2.1 GFLOP a sample; an epoch of 1 M rows ~4 min (on 2 CPU
+    # cores: 17 samples/s, 16 h)
 
     # tiny: 3 patches a series; with ~110 features the encoder sees ~330 short sequences
     PROFILES: ClassVar[Profiles] = tiny_and_default(
@@ -138,6 +166,10 @@ class ITransformerParams(SequenceParams):
     """Liu et al. 2024 (d_model 512, 8 heads; 3 layers, d_ff 512); `use_norm` is off by
     default: to classify, the level of a feature carries information."""
 
+    # T4, estimated: 4.9 M parameters (3 layers of width 512: 1.6 M each); ~6.9 GB
+    # of activations at batch 512 in fp32, ~3.5 GB with fp16 AMP: the largest default,
+    # still under half a T4; 3.4 GFLOP a sample; an epoch of 1 M rows ~6 min
+
     PROFILES: ClassVar[Profiles] = tiny_and_default(
         _TINY | {"d_model": 8, "n_heads": 1, "num_layers": 1, "d_ff": 16}
     )
@@ -159,6 +191,10 @@ class ITransformerParams(SequenceParams):
 @dataclass(frozen=True)
 class TFTParams(SequenceParams):
     """Lim et al. 2021 (hidden 160, 4 heads, dropout 0.1, one LSTM layer, batch 128)."""
+
+    # T4, estimated: 2.1 M parameters (one GRN per feature); ~3.0 GB of activations at
+    # batch 128; 0.72 GFLOP a sample, in many small per-feature ops (~3 TFLOP/s
+    # effective): an epoch of 1 M rows ~4-5 min (on 2 CPU cores: 11 samples/s, 25 h)
 
     PROFILES: ClassVar[Profiles] = tiny_and_default(
         _TINY | {"lookback": 8, "hidden_size": 8, "embed_size": 2, "n_heads": 2}
