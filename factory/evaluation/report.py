@@ -9,6 +9,7 @@ writes them, sorted by a chosen metric, to a folder (normally `<home>/results/<p
     leaderboard.png    the sort metric per model (bars)
     equity.png         cumulative daily P&L of each model's test backtest
     confusion.png      test confusion matrices (rows: true class, columns: predicted)
+    reliability.png    each model's reliability diagram on test (top label)
 
 Plots use matplotlib's Agg canvas directly (no pyplot state, no display needed).
 """
@@ -77,6 +78,7 @@ def leaderboard_row(
     for key in BACKTEST_KEYS:
         row[key] = backtest.get(key)
     row["confusion_matrix"] = test.get("confusion_matrix")
+    row["reliability"] = test.get("reliability")
     row["equity"] = backtest.get("daily")
     return row
 
@@ -189,6 +191,27 @@ def _plot_confusion(rows: list[dict], path: Path) -> Path:
     return path
 
 
+def _plot_reliability(rows: list[dict], path: Path) -> Path:
+    fig = _figure(5.0, 4.2)
+    ax = fig.add_subplot()
+    ax.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1, label="calibrated")
+    for r in rows:
+        curve = r.get("reliability")
+        if curve and curve.get("confidence"):
+            ax.plot(
+                curve["confidence"], curve["accuracy"], marker="o", markersize=3, label=r["model"]
+            )
+    ax.set_xlabel("top-label probability (bin mean)")
+    ax.set_ylabel("accuracy of those rows")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_title("reliability on test")
+    ax.legend(fontsize="small")
+    fig.tight_layout()
+    fig.savefig(path)
+    return path
+
+
 def write_report(
     rows: list[dict[str, Any]], out_dir: str | Path, sort_by: str = "log_loss"
 ) -> dict[str, Path]:
@@ -209,4 +232,5 @@ def write_report(
     paths["leaderboard_png"] = _plot_bars(ordered, sort_by, out / "leaderboard.png")
     paths["equity_png"] = _plot_equity(ordered, out / "equity.png")
     paths["confusion_png"] = _plot_confusion(ordered, out / "confusion.png")
+    paths["reliability_png"] = _plot_reliability(ordered, out / "reliability.png")
     return paths

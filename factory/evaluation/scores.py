@@ -64,6 +64,24 @@ def top_label_calibration_error(
     return float(total / len(y_true))
 
 
+def reliability_curve(
+    y_true: np.ndarray, proba: np.ndarray, n_bins: int = CALIBRATION_BINS
+) -> dict[str, list]:
+    """The top label's reliability diagram: per non-empty bin of the highest
+    probability, its mean confidence, the accuracy of its rows and their count."""
+    y_true, proba = _check(y_true, proba)
+    confidence = proba.max(axis=1)
+    correct = (proba.argmax(axis=1) == y_true).astype(np.float64)
+    bins = np.minimum((confidence * n_bins).astype(np.int64), n_bins - 1)
+    out: dict[str, list] = {"confidence": [], "accuracy": [], "count": []}
+    for b in np.unique(bins):
+        in_bin = bins == b
+        out["confidence"].append(float(confidence[in_bin].mean()))
+        out["accuracy"].append(float(correct[in_bin].mean()))
+        out["count"].append(int(in_bin.sum()))
+    return out
+
+
 def _skill(score: float, baseline: float) -> float | None:
     return float(1.0 - score / baseline) if baseline > 0 else None
 
@@ -101,6 +119,7 @@ def classification_report(
         "brier_prior": brier_prior,
         "brier_skill": _skill(brier, brier_prior),
         "calibration_error": top_label_calibration_error(y_true, proba),
+        "reliability": reliability_curve(y_true, proba),
         "confusion_matrix": confusion_matrix(y_true, y_pred, labels=LABELS).tolist(),
         "prior": [float(p) for p in prior],
     }

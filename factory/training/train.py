@@ -23,6 +23,8 @@ from factory.training.context import TrainingContext
 from factory.training.results import job_result, scores, with_backtest
 from factory.training.training_data import TrainingData, load_training_data
 
+UNCALIBRATED_KEYS = ("log_loss_skill", "brier_skill", "calibration_error", "macro_f1")
+
 
 def evaluate(
     model: Model, data: TrainingData, threshold: float = DEFAULT_THRESHOLD
@@ -37,7 +39,15 @@ def evaluate(
         metrics[split] = scores(data.labels(split), proba, prior)
         test_proba = proba
     with_backtest(metrics["test"], data, data.split_rows("test"), test_proba, threshold)
+    metrics["test_uncalibrated"] = uncalibrated(model, data, prior)
     return metrics, predictions_sha256(test_proba)
+
+
+def uncalibrated(model: Model, data: TrainingData, prior) -> dict[str, Any]:
+    """The test skill of the model's raw probabilities (those of its balanced training),
+    beside the calibrated ones, to show what the calibration did."""
+    report = scores(data.labels("test"), model._raw_proba(data, "test"), prior)
+    return {key: report[key] for key in UNCALIBRATED_KEYS}
 
 
 def train_model(

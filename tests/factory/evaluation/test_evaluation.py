@@ -12,6 +12,7 @@ from factory.evaluation.backtest import Costs, backtest, trade_plan
 from factory.evaluation.scores import (
     class_prior,
     classification_report,
+    reliability_curve,
     top_label_calibration_error,
 )
 
@@ -156,3 +157,12 @@ def test_train_results_carry_the_evaluation():
     bt = result["metrics"]["test"]["backtest"]
     assert bt["rows"] == result["metrics"]["test"]["n"]
     assert bt["trades"] == bt["long"] + bt["short"]
+
+
+def test_the_reliability_curve_bins_the_top_label():
+    y = np.array([0, 0, 1, 2])
+    p = np.array([[0.95, 0.03, 0.02], [0.91, 0.05, 0.04], [0.5, 0.3, 0.2], [0.1, 0.35, 0.55]])
+    curve = reliability_curve(y, p)
+    assert curve["count"] == [2, 2]  # bins [0.5, 0.6) and [0.9, 1]
+    assert curve["accuracy"] == [0.5, 1.0]
+    assert curve["confidence"] == pytest.approx([0.525, 0.93])

@@ -88,3 +88,16 @@ def test_a_bad_record_or_method_is_refused():
         Calibration.from_dict({"class_weights": [1, 1, 1], "method": "magic", "state": {}})
     with pytest.raises(ValueError, match="is not one of"):
         Calibration.fit(np.full((3, 3), 1 / 3), np.arange(3), np.ones(3), "magic")
+
+
+def test_a_train_result_shows_the_skill_before_and_after_calibration(small_dataset, tmp_path):
+    from factory.training.checkpoint import CheckpointStore
+    from factory.training.local_context import LocalContext
+    from factory.training.train import train_model
+
+    ctx = LocalContext(CheckpointStore(tmp_path, "before-after"))
+    result, _ = train_model(small_dataset, "xgboost", 5, {"profile": "tiny"}, ctx)
+    after, before = result["metrics"]["test"], result["metrics"]["test_uncalibrated"]
+    assert after["log_loss_skill"] > before["log_loss_skill"]
+    assert after["calibration_error"] < before["calibration_error"]
+    assert after["reliability"]["count"] and sum(after["reliability"]["count"]) == after["n"]

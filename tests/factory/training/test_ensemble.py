@@ -132,7 +132,15 @@ def test_leaderboard_report_of_a_tiny_plan(tmp_path):
     assert [r["model"] for r in rows] == ["xgboost", "lstm", "ensemble:greedy"]
     assert rows[0]["cv_folds"] == evalplan.FOLDS and rows[0]["cv_log_loss"] > 0
     paths = write_report(rows, tmp_path / "results" / "plan1", sort_by="log_loss")
-    for key in ("csv", "markdown", "json", "leaderboard_png", "equity_png", "confusion_png"):
+    for key in (
+        "csv",
+        "markdown",
+        "json",
+        "leaderboard_png",
+        "equity_png",
+        "confusion_png",
+        "reliability_png",
+    ):
         assert paths[key].is_file() and paths[key].stat().st_size > 0, key
     assert paths["leaderboard_png"].read_bytes()[:4] == b"\x89PNG"
     board = json.loads(paths["json"].read_text())["leaderboard"]
