@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import logging
+from pathlib import Path
 
 import pytest
 import torch
@@ -268,7 +269,7 @@ def test_a_block_with_batchnorm_is_not_checkpointed():
         deep_device.enable_grad_checkpointing(torch.nn.Linear(2, 2))
 
 
-SMALL = {"lstm": {}, "tcn": {"channels": 8, "num_levels": 2}}
+SMALL = {"tcn": {"channels": 8, "num_levels": 2}}  # lstm: SIGKILLed below
 
 
 @pytest.mark.parametrize("name", sorted(SMALL))
@@ -280,3 +281,23 @@ def test_accumulation_and_checkpointing_resume_exactly(name, data, tmp_path):
     assert (
         plain.predict_proba(data, "test").tobytes() != whole.predict_proba(data, "test").tobytes()
     )
+
+
+@pytest.mark.slow
+def test_sigkilled_run_with_accumulation_and_checkpointing_resumes_exactly(small_dataset, tmp_path):
+    """`factory train` SIGKILLed after a checkpoint (mid-epoch: every 0.25 s) resumes to
+    the uninterrupted result, model bytes included."""
+    from tests.factory.cli.test_train_cli import command, kill_after_first_checkpoint, run_json
+
+    extra = ["--param", "accumulation_steps=2", "--param", "grad_checkpointing=true"]
+    whole = run_json([*command("lstm", small_dataset, tmp_path / "whole"), *extra])
+    cmd = [*command("lstm", small_dataset, tmp_path / "killed"), *extra]
+    kill_after_first_checkpoint(cmd, tmp_path / "killed")
+    resumed = run_json(cmd)
+    assert resumed["job_id"] == whole["job_id"] and resumed["resumed_from"] > 0
+    assert resumed["bit_exact"] is True and whole["bit_exact"] is True
+    assert resumed["test_predictions_sha256"] == whole["test_predictions_sha256"]
+    model = "model.pt"
+    assert (Path(resumed["bundle"]) / model).read_bytes() == (
+        Path(whole["bundle"]) / model
+    ).read_bytes()
