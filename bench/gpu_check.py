@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import json
 import os
 import sys
@@ -113,6 +114,7 @@ def train_rate(name: str, data, size: dict, batch: int, steps: int, tmp: Path) -
 
     cuda = torch.cuda.is_available() and size["memory_share"] is not None
     if cuda:
+        gc.collect()  # what a failed probe left (its traceback's frames)
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
     p = deep_params(name, size, batch)
@@ -136,7 +138,7 @@ def _fits(name: str, data, size: dict, batch: int, tmp: Path) -> bool:
     try:
         with oom_raises():
             row = train_rate(name, data, size, batch, size["probe_steps"], tmp)
-    except torch.OutOfMemoryError:
+    except (torch.OutOfMemoryError, RuntimeError):  # cuDNN/cuBLAS fail as RuntimeError
         return False
     if size["memory_share"] is None:
         return True
@@ -295,8 +297,13 @@ def run(args) -> dict:
         out["data"] = {"decision_rows": len(data.X), "train_rows": len(data.rows["train"])}
         out["deep"] = []
         for name in names:
-            out["deep"].append(deep_model(name, data, resume_data, size, tmp / name))
-            took = out["deep"][-1]["seconds"]
+            began = time.perf_counter()
+            try:
+                row = deep_model(name, data, resume_data, size, tmp / name)
+            except Exception as exc:  # one model's failure must not lose the others' figures
+                row = {"model": name, "error": f"{type(exc).__name__}: {exc}"[:300]}
+            out["deep"].append(row)
+            took = time.perf_counter() - began
             print(f"  {name}: {took:.0f} s", file=sys.stderr, flush=True)
         out["boosting"] = [] if args.no_boosting else boosting(data, size, use_cuda)
     out["seconds"] = round(time.perf_counter() - start, 1)
@@ -313,6 +320,9 @@ def table(out: dict) -> str:
         f"{'samples/s':>11}{'peak MB':>9}{'s/epoch 1M':>12}  resumed == uninterrupted",
     ]
     for m in out["deep"]:
+        if "error" in m:
+            lines.append(f"{m['model']:<13}FAILED: {m['error']}")
+            continue
         r = m["resume"]
         same = f"{'yes' if r['equal'] else 'NO'} (from step {r['resumed_from']})"
         for i, run in enumerate(m["runs"]):
@@ -344,7 +354,7 @@ def main(argv: list[str] | None = None) -> int:
     Path(args.out).write_text(json.dumps(out, indent=1))
     print(table(out))
     print(f"written: {args.out}")
-    return 0 if all(m["resume"]["equal"] for m in out["deep"]) else 1
+    return 0 if all("error" not in m and m["resume"]["equal"] for m in out["deep"]) else 1
 
 
 if __name__ == "__main__":

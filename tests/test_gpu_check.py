@@ -37,3 +37,17 @@ def test_the_cpu_variant_writes_its_json_and_table(tmp_path, capsys, monkeypatch
     printed = capsys.readouterr().out
     assert "samples/s" in printed and "s/epoch 1M" in printed
     assert printed.count("yes (from step") == 2 and "xgboost" in printed
+
+
+def test_a_failing_model_is_reported_and_fails_the_check(tmp_path, capsys, monkeypatch):
+    def boom(name, *args):
+        raise RuntimeError("CUDNN_STATUS_EXECUTION_FAILED")
+
+    monkeypatch.setattr(gpu_check, "deep_model", boom)
+    out_file = tmp_path / "out.json"
+    code = gpu_check.main(["--out", str(out_file), "--models", "gru", "--cpu", "--no-boosting"])
+    out = json.loads(out_file.read_text())
+    assert code == 1 and out["deep"] == [
+        {"model": "gru", "error": "RuntimeError: CUDNN_STATUS_EXECUTION_FAILED"}
+    ]
+    assert "gru          FAILED: RuntimeError" in capsys.readouterr().out
