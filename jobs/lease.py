@@ -75,16 +75,24 @@ redis.call('HSET', KEYS[3], 'status', 'finished', 'finished_at', ARGV[3])
 if ARGV[4] ~= '' then redis.call('HSET', KEYS[3], 'step', ARGV[4], 'total', ARGV[5]) end
 return 1
 """
+# a won reap answers the preemptions that count against the budget: those in a row with
+# no new checkpoint in between (an attempt that checkpointed and then lost its session
+# was not the job's fault); `preemptions` keeps the total
 _REAP = """
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 if redis.call('GET', KEYS[3]) ~= ARGV[1] then return 0 end
 if redis.call('HGET', KEYS[2], 'reaped_attempt') == ARGV[1] then
   if redis.call('HGET', KEYS[2], 'reap_nonce') ~= ARGV[3] then return 0 end
-  return tonumber(redis.call('HGET', KEYS[2], 'preemptions'))
+  return tonumber(redis.call('HGET', KEYS[2], 'counted_preemptions'))
 end
 redis.call('HSET', KEYS[2], 'reaped_attempt', ARGV[1], 'status', 'requeued', 'reaped_at', ARGV[2],
            'reap_nonce', ARGV[3])
-return redis.call('HINCRBY', KEYS[2], 'preemptions', 1)
+redis.call('HINCRBY', KEYS[2], 'preemptions', 1)
+local step = redis.call('HGET', KEYS[2], 'checkpoint_step') or ''
+if step ~= '' and step ~= (redis.call('HGET', KEYS[2], 'reaped_step') or '') then
+  redis.call('HSET', KEYS[2], 'reaped_step', step, 'counted_preemptions', 0)
+end
+return redis.call('HINCRBY', KEYS[2], 'counted_preemptions', 1)
 """
 
 
@@ -159,7 +167,9 @@ class Leases:
         return bool(self._finalize(keys=keys_, args=args))
 
     def reap(self, job_id: str, attempt: int) -> int:
-        """Claim the right to requeue a job whose lease is gone: the preemption count, or 0.
+        """Claim the right to requeue a job whose lease is gone: 0 when another reaper won
+        (or a newer attempt runs), else the preemptions that count against the budget (in a
+        row, with no new checkpoint in between: a preempted job that progressed counts 1).
 
         Retried for up to a TTL: a reap that won must not be lost to a dropped reply."""
         keys_ = [keys.lease(job_id), keys.state(job_id), keys.attempts(job_id)]

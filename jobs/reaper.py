@@ -22,6 +22,7 @@ from jobs.lease import REDIS_OUTAGE_S, RENEW_FN, Lease, Leases, call_with_retry
 
 log = logging.getLogger("jobs.reaper")
 DEFAULT_PREEMPTION_BUDGET = 20
+BUDGET_FIELD = "preemption_budget"  # of a job's state: its own budget, set by submit
 
 # scan(out, first, prefix): for the started registries KEYS[first..], append
 # (registry index, job id, attempt) of each job whose lease key is gone to `out`, and
@@ -138,15 +139,28 @@ class Reaper:
                 requeued.append(job_id)
         return requeued
 
+    def budget_of(self, job_id: str) -> int:
+        """The job's own preemption budget (`submit --preemption-budget`), else this
+        reaper's (`factory worker --preemption-budget`)."""
+        raw = call_with_retry(
+            self.connection.hget, keys.state(job_id), BUDGET_FIELD, window_s=REDIS_OUTAGE_S
+        )
+        try:
+            return int(raw) if raw is not None else self.preemption_budget
+        except ValueError:
+            return self.preemption_budget
+
     def _requeue_or_fail(
         self, queue_name: str, job_id: str, attempt: int, preemptions: int
     ) -> bool:
         from jobs.control import fail_job, requeue_job
 
-        if preemptions > self.preemption_budget:
+        budget = self.budget_of(job_id)
+        if preemptions > budget:
             reason = (
-                f"preempted {preemptions} times (budget {self.preemption_budget}); "
-                "fix: raise --preemption-budget or look for a worker that keeps dying"
+                f"preempted {preemptions} times in a row without a new checkpoint (budget "
+                f"{budget}); fix: raise --preemption-budget (of submit or factory worker) or "
+                "look for a worker that keeps dying"
             )
             call_with_retry(fail_job, self.connection, job_id, reason, window_s=REDIS_OUTAGE_S)
             return False
@@ -161,6 +175,17 @@ class Reaper:
             requeue_job, self.connection, job_id, queue_name, at_front=True, window_s=REDIS_OUTAGE_S
         )
         return True
+
+
+def set_preemption_budget(connection: redis.Redis, job_ids: list[str], budget: int) -> None:
+    """Give each job its own preemption budget (`submit --preemption-budget`): every
+    reaper, a worker's or `factory status`'s, then judges the job by it."""
+    if budget < 0:
+        raise ValueError(f"preemption budget {budget} must be >= 0")
+    pipe = connection.pipeline()
+    for job_id in job_ids:
+        pipe.hset(keys.state(job_id), BUDGET_FIELD, int(budget))
+    pipe.execute()
 
 
 def started_job_ids(connection: redis.Redis, queue_name: str) -> list[str]:

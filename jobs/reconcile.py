@@ -11,11 +11,12 @@ from __future__ import annotations
 import logging
 
 import redis
-from rq.job import JobStatus
+from rq.job import Job, JobStatus
+from rq.serializers import JSONSerializer
 
 from jobs import keys
 from jobs.control import requeue_job
-from jobs.plan import load_plan, queue_for
+from jobs.plan import load_plan, plans_with, queue_for
 from jobs.reaper import fetch, started_job_ids
 
 log = logging.getLogger("jobs.reconcile")
@@ -46,6 +47,29 @@ def reconcile_once(connection: redis.Redis) -> list[str]:
     if fixed:
         log.warning("reconciler put back %s job(s): %s", len(fixed), ", ".join(fixed))
     return fixed
+
+
+def close_ended_plans(connection: redis.Redis, job_id: str) -> list[str]:
+    """Take every open plan of `job_id` whose jobs have all ended out of the open set now,
+    as the job that ended it ends (the reconciler would, up to its interval later); the
+    ids of the plans closed."""
+    closed = []
+    for plan_id in plans_with(connection, job_id):
+        if not connection.sismember(keys.OPEN_PLANS, plan_id):
+            continue
+        plan = load_plan(connection, plan_id)
+        if plan is None:
+            continue
+        statuses = [
+            job.get_status(refresh=False) if job is not None else None
+            for job in Job.fetch_many(
+                [e.job_id for e in plan.entries], connection=connection, serializer=JSONSerializer
+            )
+        ]
+        if statuses and all(s in ENDED for s in statuses):
+            connection.srem(keys.OPEN_PLANS, plan_id)
+            closed.append(plan_id)
+    return closed
 
 
 def _reconcile_job(connection: redis.Redis, job_id: str, fixed: list[str]):

@@ -46,6 +46,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="hyperparameter override; without MODEL. it applies to every model "
         "(e.g. profile=tiny)",
     )
+    p.add_argument(
+        "--preemption-budget",
+        type=int,
+        metavar="N",
+        help="fail a job of this plan whose worker died N+1 times in a row with no new "
+        "checkpoint in between (default: the reaping worker's --preemption-budget, 20)",
+    )
     add_connection_args(p)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     return p
@@ -54,10 +61,14 @@ def build_parser() -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     from jobs.plan import enqueue_plan
     from jobs.status import job_rows
-    from jobs.submission import Submission, plan_for
+    from jobs.submission import Submission, SubmitError, plan_for
     from submitter.status import print_rows
 
     models = tuple(m.strip() for m in args.models.split(",") if m.strip())
+    if args.preemption_budget is not None and args.preemption_budget < 0:
+        raise SubmitError(
+            f"--preemption-budget {args.preemption_budget} is negative; fix: give 0 or more"
+        )
     sub = Submission(
         models=models,
         symbol=args.symbol,
@@ -75,6 +86,10 @@ def run(args: argparse.Namespace) -> int:
     plan = plan_for(sub)  # every check before anything touches Redis
     connection = connection_of(args)
     created = enqueue_plan(connection, plan, sub.home)
+    if args.preemption_budget is not None:
+        from jobs.reaper import set_preemption_budget
+
+        set_preemption_budget(connection, [e.job_id for e in plan.entries], args.preemption_budget)
     rows = job_rows(connection, plan)
     if args.json:
         print(json.dumps({"plan_id": plan.plan_id, "created": created, "jobs": rows}))

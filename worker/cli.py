@@ -7,6 +7,7 @@ import os
 import sys
 from pathlib import Path
 
+DEFAULT_PREEMPTION_BUDGET = 20  # jobs.reaper's (not imported here: `factory --help` is fast)
 URL_OPTION = "--redis-url"
 URL_HELP = (
     "Redis URL (default $REDIS_URL, else the embedded Redis); prefer REDIS_URL: a URL with "
@@ -34,25 +35,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="most seconds between reaper passes (default: lease TTL / 2; passes are also "
         "timed to the soonest lease expiry)",
     )
-    p.add_argument(
-        "--max-session-hours",
-        type=float,
-        default=11.5,
-        help=_session_hours_help(),
-    )
-    p.add_argument(
-        "--session-ends-in",
-        type=float,
-        metavar="SECONDS",
-        help="the session ends this many seconds from now (overrides the session's start)",
-    )
-    p.add_argument(
-        "--handback-margin",
-        type=float,
-        default=180.0,
-        metavar="SECONDS",
-        help="checkpoint and hand the job back this long before the end (180)",
-    )
+    _session_options(p)
     p.add_argument(
         "--min-free-mb",
         type=float,
@@ -74,6 +57,38 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--max-jobs", type=int, help="quit after this many jobs")
     p.add_argument("--log-level", default="INFO")
     p.set_defaults(handler=run)
+
+
+def _session_options(p: argparse.ArgumentParser) -> None:
+    """The session budget, the hand-back before its end, and the preemption budget."""
+    p.add_argument(
+        "--max-session-hours",
+        type=float,
+        default=11.5,
+        help=_session_hours_help(),
+    )
+    p.add_argument(
+        "--session-ends-in",
+        type=float,
+        metavar="SECONDS",
+        help="the session ends this many seconds from now (overrides the session's start)",
+    )
+    p.add_argument(
+        "--handback-margin",
+        type=float,
+        default=180.0,
+        metavar="SECONDS",
+        help="checkpoint and hand the job back this long before the end (180)",
+    )
+    p.add_argument(
+        "--preemption-budget",
+        type=int,
+        default=DEFAULT_PREEMPTION_BUDGET,
+        metavar="N",
+        help="fail a job whose worker died N+1 times in a row with no new checkpoint in "
+        "between (a guard against a job that kills its worker; preemptions of a job that "
+        f"progressed count once) ({DEFAULT_PREEMPTION_BUDGET})",
+    )
 
 
 def _session_hours_help() -> str:
@@ -150,5 +165,6 @@ def run(args: argparse.Namespace) -> int:
         data_cache=args.data_cache,
         install=args.install,
         log_level=args.log_level,
+        preemption_budget=args.preemption_budget,
     )
     return 0

@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass, field
 
 import redis
+from rq.exceptions import DeserializationError
 
 # pop the first id of a queue that is not among ARGV; push it where RQ's LMOVE would
 _POP_SKIPPING = """
@@ -51,6 +52,19 @@ return 1
 QUARANTINE = "mlf:quarantine"  # hash: queue entry -> JSON {reason, queue, at}
 QUARANTINED_JOB = "mlf:quarantine:job:"  # + entry: the job hash RQ could not read
 IDLE_POLL_S = 30.0  # with only refused jobs queued: one LRANGE per poll (Redis is metered)
+
+
+def unreadable_reason(exc: BaseException) -> str:
+    """One line: why RQ could not read a queue entry, and the fix."""
+    if isinstance(exc, DeserializationError):
+        cause = exc.__cause__ or exc
+        problem = f"job data is not JSON (a pickled job?): {type(cause).__name__}: {cause}"
+    else:
+        problem = f"RQ cannot read this entry: {type(exc).__name__}: {exc}"
+    problem = " ".join(problem.split())[:300]
+    return (
+        f"{problem}; fix: enqueue jobs with `submit` (JSON specs, ids of letters, digits, - and _)"
+    )
 
 
 @dataclass

@@ -15,6 +15,7 @@ import redis
 from jobs import keys
 from jobs.connection import connect
 from jobs.lease import RedisUnreachable
+from jobs.reaper import DEFAULT_PREEMPTION_BUDGET
 from jobs.settings import redact
 from jobs.storage import preflight
 from jobs.versioning import code_version
@@ -61,6 +62,7 @@ def run_worker(
     min_free_mb: float = 256.0,
     data_cache: str | os.PathLike | None = None,
     install: str = "auto",
+    preemption_budget: int = DEFAULT_PREEMPTION_BUDGET,
 ) -> bool:
     """Work jobs until stopped (or, with burst, until the queues are empty).
 
@@ -68,7 +70,8 @@ def run_worker(
     work loop, so the loop is started again once Redis answers. A job submitted with
     other code runs with that code: `install="auto"` installs the plan's wheel from
     `<home>/code/` for it (this process keeps its own code); "never" leaves the job
-    queued for a worker that runs it.
+    queued for a worker that runs it. `preemption_budget`: a job whose worker died more
+    often than this in a row, with no new checkpoint in between, is failed.
     """
     home_path = Path(home or os.environ.get("FACTORY_HOME") or "factory_home").absolute()
     preflight(home_path, int(min_free_mb * 2**20))
@@ -79,6 +82,7 @@ def run_worker(
         lease_ttl_s=lease_ttl_s,
         reaper_interval_s=reaper_interval_s,
         install=install,
+        preemption_budget=preemption_budget,
         budget=SessionBudget.start(max_session_hours, session_ends_in_s, handback_margin_s),
         **({"data_cache": Path(data_cache).absolute()} if data_cache else {}),
     )

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import redis
-from rq.exceptions import DeserializationError, NoSuchJobError
+from rq.exceptions import NoSuchJobError
 from rq.job import JobStatus
 from rq.serializers import JSONSerializer
 from rq.utils import now as rq_now
@@ -31,13 +31,13 @@ from jobs.context import read_progress
 from jobs.control import cancel_dependents, remove_started, requeue_job
 from jobs.entry import ENTRY_POINT, EXIT_HANDBACK, EXIT_SUPERSEDED
 from jobs.lease import Lease, Leases
-from jobs.reaper import Reaper
-from jobs.reconcile import reconcile_if_due
+from jobs.reaper import DEFAULT_PREEMPTION_BUDGET, Reaper
+from jobs.reconcile import close_ended_plans, reconcile_if_due
 from jobs.spec import JobSpec, SpecError
 from jobs.versioning import code_version
 from worker.code_install import CodeInstaller, CodeUnavailable, switch_to
 from worker.horse import die_with_parent
-from worker.refusals import IDLE_POLL_S, QUARANTINE, Refusals
+from worker.refusals import IDLE_POLL_S, QUARANTINE, Refusals, unreadable_reason
 from worker.resilience import REDIS_DOWN, ResilientWorker, counted
 from worker.session import SessionBudget
 
@@ -50,7 +50,7 @@ class WorkerSettings:
     lease_ttl_s: float = 30.0
     reaper_interval_s: float | None = None  # the most between passes; default TTL / 2
     poison_failures: int = 3
-    preemption_budget: int = 20
+    preemption_budget: int = DEFAULT_PREEMPTION_BUDGET  # see jobs.lease's reap
     reconcile_interval_s: float = 300.0  # a safety net for rare inconsistencies
 
     @property
@@ -64,19 +64,6 @@ class WorkerSettings:
     install: str = "auto"
     code_folder: Path = field(default_factory=lambda: Path(tempfile.gettempdir()) / "mlf-code")
     refusal_retry_s: float = 300.0  # a job this worker refused is not looked at again before
-
-
-def unreadable_reason(exc: BaseException) -> str:
-    """One line: why RQ could not read a queue entry, and the fix."""
-    if isinstance(exc, DeserializationError):
-        cause = exc.__cause__ or exc
-        problem = f"job data is not JSON (a pickled job?): {type(cause).__name__}: {cause}"
-    else:
-        problem = f"RQ cannot read this entry: {type(exc).__name__}: {exc}"
-    problem = " ".join(problem.split())[:300]
-    return (
-        f"{problem}; fix: enqueue jobs with `submit` (JSON specs, ids of letters, digits, - and _)"
-    )
 
 
 class LeasedWorker(ResilientWorker):
@@ -121,9 +108,11 @@ class LeasedWorker(ResilientWorker):
     def work(self, *args, **kwargs) -> bool:
         reaper = threading.Thread(target=self._reap_forever, name="reaper", daemon=True)
         reaper.start()
+        self.log.addFilter(self._planned_exit_filter)
         try:
             return super().work(*args, **kwargs)
         finally:
+            self.log.removeFilter(self._planned_exit_filter)
             self._done.set()
             self.reaper.wake.set()
             self._progress_file.unlink(missing_ok=True)
@@ -184,6 +173,7 @@ class LeasedWorker(ResilientWorker):
         try:
             super().execute_job(job, queue)
             self._record_duration(job, time.monotonic() - claimed_at)
+            self._close_plans(job.id)
         finally:
             stop.set()
             renewer.join()
@@ -234,6 +224,7 @@ class LeasedWorker(ResilientWorker):
         if not another_may_run_it:
             log.error("job %s %s", job.id, reason)
             fail_job(self.connection, job.id, reason)
+            self._close_plans(job.id)
             return
         single = len(self.queues) == 1
         self.refusals.put_back(queue.key, queue.intermediate_queue_key if single else None, job.id)
@@ -328,6 +319,15 @@ class LeasedWorker(ResilientWorker):
                     continue
                 self._readable(job, queue)
 
+    def _close_plans(self, job_id: str) -> None:
+        """A plan whose last job just ended leaves the open set now (factory status lists
+        open plans); the reconciler does it anyway, later."""
+        try:
+            for plan_id in close_ended_plans(self.connection, job_id):
+                log.info("plan %s: every job has ended; plan closed", plan_id)
+        except Exception as exc:  # the reconciler closes it later
+            log.warning("plans of job %s not closed (%s)", job_id, type(exc).__name__)
+
     def _drop(self, job, queue) -> None:
         """A job whose result is final already: mark it finished, release its dependents."""
         self._redis(remove_started, self.connection, job.origin, job)
@@ -414,6 +414,19 @@ class LeasedWorker(ResilientWorker):
         if self._code_path is not None:  # the plan's code: import the job from it
             switch_to(self._code_path)
         super().main_work_horse(job, queue)
+
+    def _planned_exit_filter(self, record) -> bool:
+        """Drop RQ's 'Work-horse terminated unexpectedly' and 'Work horse killed' warnings
+        for a horse that ended as planned (fenced, superseded, handed back): our own line
+        says what happened."""
+        message = record.getMessage()
+        if "terminated unexpectedly" not in message and "Work horse killed" not in message:
+            return True
+        if self._fenced.is_set():
+            return False
+        ret_val = self._horse_status[1] if self._horse_status else None
+        planned = (EXIT_SUPERSEDED, EXIT_HANDBACK)
+        return not (ret_val and os.WIFEXITED(ret_val) and os.WEXITSTATUS(ret_val) in planned)
 
     def handle_work_horse_killed(self, job, retpid, ret_val, rusage) -> None:
         if ret_val is not None and os.WIFEXITED(ret_val):
