@@ -143,6 +143,8 @@ def test_out_of_memory_halves_the_micro_batch_and_keeps_the_batch(
     assert set(seen["micro"][3:]) == {half}
     assert "micro-batch 64 x 2 accumulation steps (batch 128)" in caplog.text
     assert model.fit_summary()["bit_exact"] is False and model.epochs_run_ == 2
+    n_batches = -(-len(data.rows["train"]) // params().batch_size)
+    assert len(seen["micro"]) == 2 * n_batches  # one optimizer step a batch, as before
 
 
 def test_accumulated_micro_batches_give_the_batch_gradient(data):
