@@ -7,7 +7,8 @@ the class-prior baseline (a model that always predicts the prior): skill = 1 -
 score / score_of_prior, so 0 is "no better than the prior" and 1 is perfect. The prior
 is the train labels' class frequencies when given, else those of `y_true`. Top-label
 calibration error: rows binned by their highest probability, the row-weighted mean
-|accuracy - confidence| over the bins.
+|accuracy - confidence| over the bins. Accuracy, F1, precision, recall and the confusion
+matrix score the decision of `decide` (probability over base rate), not a plain argmax.
 """
 
 from __future__ import annotations
@@ -82,6 +83,14 @@ def reliability_curve(
     return out
 
 
+def decide(proba: np.ndarray, prior: np.ndarray) -> np.ndarray:
+    """The class each row is called: the one whose probability most exceeds its base
+    rate (argmax of proba / prior). With calibrated probabilities of a rare class this
+    is the balanced decision (the one a model trained with balanced class weights
+    makes); a plain argmax would call nearly every row the frequent class."""
+    return (np.asarray(proba) / np.asarray(prior)).argmax(axis=1)
+
+
 def _skill(score: float, baseline: float) -> float | None:
     return float(1.0 - score / baseline) if baseline > 0 else None
 
@@ -95,7 +104,7 @@ def classification_report(
     prior = np.maximum(prior, PRIOR_FLOOR)
     prior = prior / prior.sum()
     prior_proba = np.broadcast_to(prior, proba.shape)
-    y_pred = proba.argmax(axis=1)
+    y_pred = decide(proba, prior)
     precision, recall, _, support = precision_recall_fscore_support(
         y_true, y_pred, labels=LABELS, zero_division=0
     )

@@ -14,7 +14,6 @@ from typing import Any
 import numpy as np
 
 from factory.evaluation.backtest import backtest_dataset_rows
-from factory.evaluation.metrics import classification_metrics
 from factory.evaluation.scores import classification_report
 from factory.training.training_data import TrainingData
 from factory.version import code_version
@@ -45,8 +44,8 @@ def job_result(
 
 
 def scores(y: np.ndarray, proba: np.ndarray, prior: np.ndarray) -> dict[str, Any]:
-    """factory.evaluation.scores' report (skill against `prior`) and the metrics."""
-    return classification_report(y, proba, prior) | classification_metrics(y, proba)
+    """factory.evaluation.scores' report: skill against `prior`, the decision's scores."""
+    return classification_report(y, proba, prior)
 
 
 def with_backtest(

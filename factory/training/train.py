@@ -39,15 +39,16 @@ def evaluate(
         metrics[split] = scores(data.labels(split), proba, prior)
         test_proba = proba
     with_backtest(metrics["test"], data, data.split_rows("test"), test_proba, threshold)
-    metrics["test_uncalibrated"] = uncalibrated(model, data, prior)
     return metrics, predictions_sha256(test_proba)
 
 
-def uncalibrated(model: Model, data: TrainingData, prior) -> dict[str, Any]:
-    """The test skill of the model's raw probabilities (those of its balanced training),
-    beside the calibrated ones, to show what the calibration did."""
+def calibration_summary(model: Model, data: TrainingData) -> dict[str, Any]:
+    """The calibration's method and the test skill of the model's raw probabilities
+    (those of its balanced training), to set beside the calibrated metrics."""
+    prior = class_prior(data.labels("train"))
     report = scores(data.labels("test"), model._raw_proba(data, "test"), prior)
-    return {key: report[key] for key in UNCALIBRATED_KEYS}
+    method = model.calibration_.method if model.calibration_ is not None else None
+    return {"method": method, "test_uncalibrated": {k: report[k] for k in UNCALIBRATED_KEYS}}
 
 
 def train_model(
@@ -66,6 +67,7 @@ def train_model(
     metrics, test_sha = evaluate(model, data)
     fields = {"params": dataclasses.asdict(resolved), "metrics": metrics}
     fields["test_predictions_sha256"] = test_sha
+    fields["calibration"] = calibration_summary(model, data)
     result = job_result(model_name, model.kind, data, start, fields, summary=model.fit_summary())
     return result, model
 

@@ -97,7 +97,8 @@ def test_a_train_result_shows_the_skill_before_and_after_calibration(small_datas
 
     ctx = LocalContext(CheckpointStore(tmp_path, "before-after"))
     result, _ = train_model(small_dataset, "xgboost", 5, {"profile": "tiny"}, ctx)
-    after, before = result["metrics"]["test"], result["metrics"]["test_uncalibrated"]
+    after, before = result["metrics"]["test"], result["calibration"]["test_uncalibrated"]
+    assert result["calibration"]["method"] == "sigmoid"  # auto, for a tabular model
     assert after["log_loss_skill"] > before["log_loss_skill"]
     assert after["calibration_error"] < before["calibration_error"]
     assert after["reliability"]["count"] and sum(after["reliability"]["count"]) == after["n"]

@@ -13,7 +13,8 @@ from factory.data.config import DatasetConfig
 from factory.data.dataset import build_dataset
 from factory.data.synthetic import synthetic_bars, write_raw
 from factory.errors import ConfigError, FactoryError
-from factory.evaluation.metrics import classification_metrics, predictions_sha256
+from factory.evaluation.metrics import predictions_sha256
+from factory.evaluation.scores import classification_report
 from factory.models import MODELS, get_model, load_model
 from factory.training.checkpoint import CheckpointStore
 from factory.training.context import Checkpoint, StopTraining, Superseded, TrainingContext
@@ -224,7 +225,7 @@ def test_fit_gives_probabilities_and_metrics(name, data, fitted):
     assert proba.shape == (len(data.rows["test"]), 3) and proba.dtype == np.float64
     assert np.isfinite(proba).all() and (proba >= 0).all()
     np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=0, atol=1e-12)
-    metrics = classification_metrics(data.labels("test"), proba)
+    metrics = classification_report(data.labels("test"), proba)
     assert 0 <= metrics["macro_f1"] <= 1 and 0 < metrics["log_loss"] < 5
     summary = model.fit_summary()
     assert summary["resumed"] is False and summary["bit_exact"] is True
@@ -352,14 +353,14 @@ def test_a_checkpoint_of_other_params_is_refused(name, data):
 # --- metrics and run_training ----------------------------------------------------------
 
 
-def test_classification_metrics_and_sha():
+def test_classification_report_and_sha():
     y = np.array([0, 1, 2, 2])
     proba = np.eye(3)[[0, 1, 2, 1]] * 0.9 + 0.1 / 3
-    m = classification_metrics(y, proba)
+    m = classification_report(y, proba, np.ones(3) / 3)
     assert m["accuracy"] == 0.75 and m["n"] == 4
     assert 0 < m["macro_f1"] < 1 and m["log_loss"] > 0
     # a class absent from y_true still counts in the log-loss labels
-    assert np.isfinite(classification_metrics(np.array([0, 0]), proba[:2])["log_loss"])
+    assert np.isfinite(classification_report(np.array([0, 0]), proba[:2])["log_loss"])
     p32 = proba.astype(np.float32)
     assert predictions_sha256(p32) == predictions_sha256(p32.astype(np.float64))
     assert predictions_sha256(proba) != predictions_sha256(proba[::-1])
