@@ -126,9 +126,12 @@ class Layout:
     def raw_file(self, name: str) -> Path:
         return self.raw_dir() / plain_name(name, "raw file")
 
-    def synthetic_raw_file(self, symbol: str, days: int, seed: int) -> Path:
+    def synthetic_raw_file(
+        self, symbol: str, days: int, seed: int, signals: tuple[str, ...] = ()
+    ) -> Path:
         """Where synthetic bars of `symbol` (`factory data --synthetic`, the demo) go."""
-        return self.raw_file(f"{symbol}_synthetic_{int(days)}d_s{int(seed)}.parquet")
+        planted = "".join(f"_{name}" for name in signals)
+        return self.raw_file(f"{symbol}_synthetic_{int(days)}d_s{int(seed)}{planted}.parquet")
 
     def processed_dir(self, symbol: str) -> Path:
         return self.home / "data" / "processed" / plain_name(symbol, "symbol")

@@ -45,6 +45,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--tick-value", type=float, help="USD per tick (defaults from the spec)")
     p.add_argument("--days", type=int, default=20, help="sessions of synthetic bars (default 20)")
     p.add_argument("--seed", type=int, default=0, help="seed of synthetic bars (default 0)")
+    p.add_argument(
+        "--signal",
+        metavar="NAME[,NAME]",
+        help="with --synthetic: plant known, learnable effects (time_of_day, momentum, "
+        "reversal; see factory/data/signals.py) to check that models can learn here",
+    )
     p.add_argument("--home", help="storage root (default $FACTORY_HOME, else ./factory_home)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of progress")
     p.set_defaults(handler=run_data)
@@ -63,6 +69,7 @@ def _parse_horizons(text: str) -> tuple[int, ...]:
 
 def _synthetic_raw(args: argparse.Namespace, spec, layout) -> Path:
     """`--synthetic`: the raw file of synthetic bars under the root, written once."""
+    from factory.data.signals import parse_signals
     from factory.data.synthetic import synthetic_bars, write_raw
     from factory.layout import ensure_writable
 
@@ -71,9 +78,12 @@ def _synthetic_raw(args: argparse.Namespace, spec, layout) -> Path:
 
         raise ConfigError("--days must be >= 1")
     ensure_writable(layout.raw_dir())
-    target = layout.synthetic_raw_file(spec.symbol, args.days, args.seed)
+    signals = parse_signals(args.signal)
+    target = layout.synthetic_raw_file(spec.symbol, args.days, args.seed, signals)
     if not target.exists():
-        bars = synthetic_bars(spec.symbol, days=args.days, seed=args.seed, tick_size=spec.tick_size)
+        bars = synthetic_bars(
+            spec.symbol, days=args.days, seed=args.seed, tick_size=spec.tick_size, signals=signals
+        )
         write_raw(bars, target)
     return target
 
@@ -96,6 +106,10 @@ def run_data(args: argparse.Namespace) -> int:
         horizons=_parse_horizons(args.horizons),
         lookback_bars=args.lookback,
     )
+    if args.signal and not args.synthetic:
+        from factory.errors import ConfigError
+
+        raise ConfigError("--signal plants effects into synthetic bars; fix: add --synthetic")
     raw = _synthetic_raw(args, spec, layout) if args.synthetic else args.raw
     progress = PhaseProgress(PHASES, enabled=not args.json)
     result = build_dataset(raw, config, layout.home, progress)

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from factory.data.sessions import CLOSED, holidays, session_frame
+from factory.data.signals import planted_drift
 from factory.data.symbols import symbol_spec
 from factory.errors import ConfigError
 
@@ -170,8 +171,10 @@ def synthetic_bars(
     start: str = "2024-01-07",
     start_price: float | None = None,
     tick_size: float | None = None,
+    signals: tuple[str, ...] = (),
 ) -> pd.DataFrame:
-    """1-minute OHLCV bars for `days` Globex sessions opening on or after `start`.
+    """1-minute OHLCV bars for `days` Globex sessions opening on or after `start`, with
+    the learnable effects `signals` planted (factory.data.signals; none by default).
 
     The index is the UTC bar start time, named "timestamp"; columns are float64
     open, high, low, close, volume; prices lie on the tick grid. Same seed, same bars.
@@ -197,12 +200,13 @@ def synthetic_bars(
     diffusion = sigma * z
     steps = diffusion.copy()
     steps[gap_at] += _session_gaps(rng, opens, daily_vol)
+    tod = (18 * 60 + minute) % 1440  # New York minute of day
+    steps += planted_drift(tuple(signals), z, sigma, tod)  # none unless asked (signals.py)
     log_close = np.log(price / spec.tick_size) + np.cumsum(steps)  # in log ticks
     log_gap_open = log_close[gap_at] - diffusion[gap_at]
     ohlc = _ohlc_ticks(rng, log_close, gap_at, log_gap_open, sigma * np.exp(log_close))
     volume = _volume(rng, vprof[minute], log_vol, z, mean_volume)
 
-    tod = (18 * 60 + minute) % 1440
     quiet = (tod >= 20 * 60) | (tod < 3 * 60)
     keep = ~(quiet & (rng.random(n) < MISSING_PROB))
     stamps = (np.repeat(opens, SESSION_MINUTES) + minute * NS_PER_MIN)[keep]
