@@ -23,7 +23,7 @@ from factory.training.context import TrainingContext
 from factory.training.results import job_result, scores, with_backtest
 from factory.training.training_data import TrainingData, load_training_data
 
-UNCALIBRATED_KEYS = ("log_loss_skill", "brier_skill", "calibration_error", "macro_f1")
+UNCALIBRATED_KEYS = ("log_loss_skill", "brier_skill", "calibration_error")
 
 
 def evaluate(
