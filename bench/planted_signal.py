@@ -34,17 +34,16 @@ from factory.data.config import DatasetConfig  # noqa: E402
 from factory.data.dataset import build_dataset  # noqa: E402
 from factory.data.signals import SIGNALS, parse_signals  # noqa: E402
 from factory.data.synthetic import synthetic_bars, write_raw  # noqa: E402
-from factory.evaluation.scores import class_prior, classification_report, decide  # noqa: E402
+from factory.evaluation.scores import (  # noqa: E402
+    chance_macro_f1,
+    class_prior,
+    classification_report,
+    decide,
+)
 from factory.models import MODELS, get_model, resolve_params  # noqa: E402
 from factory.training.checkpoint import CheckpointStore  # noqa: E402
 from factory.training.local_context import LocalContext  # noqa: E402
 from factory.training.training_data import load_training_data  # noqa: E402
-
-
-def chance_macro_f1(y: np.ndarray, predicted: np.ndarray) -> float:
-    pi = np.bincount(y, minlength=3) / len(y)
-    q = np.bincount(predicted, minlength=3) / len(predicted)
-    return float(np.mean(np.where(pi + q > 0, 2 * pi * q / np.maximum(pi + q, 1e-12), 0.0)))
 
 
 def _figures(y, proba, prior) -> dict[str, float]:

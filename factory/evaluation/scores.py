@@ -91,6 +91,14 @@ def decide(proba: np.ndarray, prior: np.ndarray) -> np.ndarray:
     return (np.asarray(proba) / np.asarray(prior)).argmax(axis=1)
 
 
+def chance_macro_f1(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    """The expected macro-F1 of calls made independently of the labels with the class
+    frequencies of `y_pred`: what a decision that learned nothing scores."""
+    pi = np.bincount(np.asarray(y_true), minlength=len(LABELS)) / len(y_true)
+    q = np.bincount(np.asarray(y_pred), minlength=len(LABELS)) / len(y_pred)
+    return float(np.mean(np.where(pi + q > 0, 2 * pi * q / np.maximum(pi + q, 1e-12), 0.0)))
+
+
 def _skill(score: float, baseline: float) -> float | None:
     return float(1.0 - score / baseline) if baseline > 0 else None
 

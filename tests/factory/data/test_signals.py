@@ -14,7 +14,12 @@ from factory.data.dataset import build_dataset
 from factory.data.signals import SIGNALS, parse_signals, planted_drift
 from factory.data.synthetic import synthetic_bars, write_raw
 from factory.errors import ConfigError
-from factory.evaluation.scores import class_prior, classification_report, decide
+from factory.evaluation.scores import (
+    chance_macro_f1,
+    class_prior,
+    classification_report,
+    decide,
+)
 from factory.models import get_model, resolve_params
 from factory.training.checkpoint import CheckpointStore
 from factory.training.local_context import LocalContext
@@ -63,14 +68,6 @@ def planted(tmp_path_factory):
         rows = data.split_rows(split)
         y[rows] = rng.permutation(y[rows])
     return home, data, dataclasses.replace(data, y=y)
-
-
-def chance_macro_f1(y: np.ndarray, predicted: np.ndarray) -> float:
-    """The expected macro-F1 of calls made independently of the labels, with the same
-    class frequencies as `predicted`: the prior's macro-F1 for that decision."""
-    pi = np.bincount(y, minlength=3) / len(y)
-    q = np.bincount(predicted, minlength=3) / len(predicted)
-    return float(np.mean(np.where(pi + q > 0, 2 * pi * q / np.maximum(pi + q, 1e-12), 0.0)))
 
 
 def skill_on_test(model_name: str, data, home, tag: str) -> tuple[float, float, float]:

@@ -166,3 +166,14 @@ def test_the_reliability_curve_bins_the_top_label():
     assert curve["count"] == [2, 2]  # bins [0.5, 0.6) and [0.9, 1]
     assert curve["accuracy"] == [0.5, 1.0]
     assert curve["confidence"] == pytest.approx([0.525, 0.93])
+
+
+def test_chance_macro_f1_is_what_calls_independent_of_the_labels_score():
+    from factory.evaluation.scores import chance_macro_f1
+
+    rng = np.random.default_rng(0)
+    y = rng.choice(3, size=200_000, p=[0.2, 0.6, 0.2])
+    calls = rng.choice(3, size=len(y), p=[1 / 3, 1 / 3, 1 / 3])
+    observed = classification_report(y, np.eye(3)[calls] * 0.9 + 0.1 / 3)["macro_f1"]
+    assert chance_macro_f1(y, calls) == pytest.approx(observed, abs=0.005)
+    assert chance_macro_f1(y, np.ones_like(y)) == pytest.approx(0.75 / 3, abs=0.005)
