@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import signal
 
+import psutil
 from rq import Queue
 from rq.job import Job
 from rq.serializers import JSONSerializer
@@ -12,6 +13,13 @@ from rq.serializers import JSONSerializer
 from factory.training.checkpoint import CheckpointStore
 from tests.runner import job_result, job_state, run_factory, signal_tree, wait_for
 from tests.worker.test_recovery import _train_id, _uninterrupted_sha
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
 
 
 def test_a_job_failing_the_same_way_three_times_is_failed_and_dependents_canceled(cluster):
@@ -41,14 +49,20 @@ def test_a_truncated_newest_checkpoint_falls_back_to_the_previous_one(cluster, t
     first = cluster.worker("w1")
     store = CheckpointStore(cluster.home, job)
     wait_for(lambda: len(store.records()) >= 2, 60, "two checkpoints")
-    signal_tree(first, signal.SIGKILL)
+    killed = signal_tree(first, signal.SIGKILL)
+    first.wait(timeout=30)
+    # the horse too: a checkpoint it finished after the listing would be the newest
+    wait_for(lambda: not any(map(_alive, killed)), 30, "the killed processes to end", 0.05)
     newest, previous = store.records()[:2]
     booster = store.job_dir / newest.dirname / "booster.ubj"
     booster.write_bytes(booster.read_bytes()[:100])  # a half-synced file
     cluster.worker("w2")
     result = wait_for(lambda: job_result(cluster.client, job), 300, "the job to finish")
-    resumed_from = int(job_state(cluster.client, job)["resumed_from"])
-    assert resumed_from == previous.step < newest.step
+    state = job_state(cluster.client, job)
+    log = (cluster.home / "w2.log").read_text(errors="replace")
+    assert f"skipping corrupt checkpoint {newest.dirname}:" in log  # the truncated one
+    if state["attempt"] == "2":  # a later attempt (fenced under load) resumes from its own
+        assert int(state["resumed_from"]) == previous.step < newest.step
     assert result["test_predictions_sha256"] == _uninterrupted_sha(cluster.dataset, tmp_path)
 
 
