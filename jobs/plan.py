@@ -117,15 +117,12 @@ def build_plan(
 
 
 def expected_dataset_id(data_spec: JobSpec) -> str:
-    """The id of the dataset that `data_spec` (a data job) will build: a hash of the raw
-    file's sha256, the config and the data code (factory.data.dataset.dataset_id_for)."""
-    from factory.data.config import DatasetConfig
-    from factory.data.dataset import dataset_id_for
-    from factory.data.ingest import RawFile
+    """The id of the dataset that `data_spec` (a data job) will build
+    (factory.data.config.dataset_id_for: raw sha256, config, data code)."""
+    from factory.data.config import DatasetConfig, dataset_id_for
 
     d = data_spec.dataset
-    raw = RawFile(path=str(d["raw_path"]), size_bytes=0, sha256=str(d["raw_sha256"]))
-    return dataset_id_for(raw, DatasetConfig.from_dict(dict(d["config"])))
+    return dataset_id_for(str(d["raw_sha256"]), DatasetConfig.from_dict(dict(d["config"])))
 
 
 def write_ledger(plan: Plan, home: Path) -> Path:

@@ -127,3 +127,12 @@ class DatasetConfig:
 
     def digest(self) -> str:
         return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()
+
+
+def dataset_id_for(raw_sha256: str, config: DatasetConfig) -> str:
+    """The id of the dataset built from the raw file with `raw_sha256` under `config` by
+    this data code: known before the build (a plan names it at submit)."""
+    from factory.version import data_code_version
+
+    payload = {"raw_sha256": raw_sha256, "config": config.to_dict(), "code": data_code_version()}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]

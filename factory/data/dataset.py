@@ -8,7 +8,6 @@ building the same thing twice finds the first result.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -21,7 +20,7 @@ import pandas as pd
 
 from factory import features as feature_lib
 from factory.data.archive import read_raw
-from factory.data.config import DatasetConfig
+from factory.data.config import DatasetConfig, dataset_id_for
 from factory.data.ingest import RawFile
 from factory.data.intake import check_raw_path
 from factory.data.labels import spans_long_gap, triple_barrier
@@ -78,11 +77,6 @@ class DatasetResult:
         }
 
 
-def dataset_id_for(raw: RawFile, config: DatasetConfig) -> str:
-    payload = {"raw_sha256": raw.sha256, "config": config.to_dict(), "code": data_code_version()}
-    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
-
-
 def build_dataset(
     raw_path: Path, config: DatasetConfig, home: Path, progress: PhaseProgress | None = None
 ) -> DatasetResult:
@@ -92,7 +86,7 @@ def build_dataset(
     layout = Layout(home)
     ensure_writable(layout.processed_dir(config.symbol))
     raw = RawFile.of(raw_path)
-    did = dataset_id_for(raw, config)
+    did = dataset_id_for(raw.sha256, config)
     final = layout.dataset_dir(config.symbol, did)
     damaged = None
     if final.exists():  # a cache hit only once every checksum of its manifest matches

@@ -113,7 +113,6 @@ class Model(ABC):
         method = self.params.calibration
         if method == "auto":
             method = "temperature" if self.kind == "sequence" else "sigmoid"
-        self.calibration_ = None
         raw = self._raw_proba(data, "val")
         self.calibration_ = Calibration.fit(raw, data.labels("val"), data.class_weights, method)
         return self
