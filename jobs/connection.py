@@ -26,7 +26,10 @@ def resolve_redis_url(url: str | None, home: Path) -> tuple[str, bool]:
     return embedded_url(Path(home)), True
 
 
-def connect(url: str | None = None, home: Path | None = None, *, check: bool = True) -> redis.Redis:
-    """A Redis client for `url` (else $REDIS_URL, else the embedded server of `home`)."""
+def connect(
+    url: str | None = None, home: Path | None = None, *, check: bool = True, name: str | None = None
+) -> redis.Redis:
+    """A Redis client for `url` (else $REDIS_URL, else the embedded server of `home`);
+    `name` labels its connections (CLIENT LIST)."""
     resolved, _ = resolve_redis_url(url, resolve_home(None) if home is None else home)
-    return RedisSettings(resolved).client(check=check)
+    return RedisSettings(resolved).client(check=check, name=name)

@@ -49,7 +49,28 @@ def plan(plan_id: str) -> str:
     return f"{PREFIX}:plan:{plan_id}"
 
 
+def trial(job_id: str) -> str:
+    """Hash {number, params, attempt}: the study trial a trial job asked for, written once
+    (fenced on the lease) so that a resumed trial never asks again (jobs.trial)."""
+    return f"{PREFIX}:trial:{job_id}"
+
+
+def study_journal(study: str) -> str:
+    """Prefix of a study's Optuna journal: `<prefix>:log_number`, `<prefix>:log:<n>`
+    (the layout of Optuna's JournalRedisBackend; jobs.search)."""
+    return f"{PREFIX}:optuna:{study}"
+
+
+def study_meta(study: str) -> str:
+    """Hash: started_at (the search's clock, for --tune-hours) and best (JSON, pinned once
+    by the first job that trains the best configuration)."""
+    return f"{PREFIX}:study:{study}"
+
+
 OPEN_PLANS = f"{PREFIX}:plans:open"  # set of plan ids not yet complete
 ALL_PLANS = f"{PREFIX}:plans:all"  # sorted set: plan id -> submit time
 DURATIONS = f"{PREFIX}:durations"  # hash: "<kind>:<model>" -> seconds the last run took
+# who scanned for dead leases last, with a TTL until the next pass is due fleet-wide
+# (jobs.reaper): while it lives, no worker scans again
+REAPER_MARK = f"{PREFIX}:reaper:mark"
 CODE = f"{PREFIX}:code"  # hash: code version -> {"wheel", "sha256"} of the wheel `submit` shipped

@@ -36,6 +36,10 @@ if redis.call('HGET', KEYS[3], 'claim_nonce') == ARGV[4] then
 end
 local a = redis.call('INCR', KEYS[1])
 redis.call('SET', KEYS[2], ARGV[1] .. '|' .. a, 'PX', ARGV[2])
+-- a quiet fleet's reaper mark (jobs.reaper) must not outlive this new lease
+if redis.call('PTTL', KEYS[5]) > tonumber(ARGV[2]) then
+  redis.call('PEXPIRE', KEYS[5], ARGV[2])
+end
 redis.call('HSET', KEYS[3], 'attempt', a, 'worker', ARGV[1], 'lease_at', ARGV[3],
            'renewed_at', ARGV[3], 'status', 'started', 'step', 0, 'total', 0,
            'resumed_from', '', 'error', '', 'claim_nonce', ARGV[4])
@@ -126,6 +130,7 @@ class Leases:
 
         Retried while Redis is away, for up to `window_s` (then RedisUnreachable)."""
         keys_ = [keys.attempts(job_id), keys.lease(job_id), keys.state(job_id), keys.result(job_id)]
+        keys_.append(keys.REAPER_MARK)
         args = [worker, self.ttl_ms, _now(), _nonce()]
         attempt = int(call_with_retry(self._claim, keys_, args, window_s=window_s))
         return Lease(job_id, worker, attempt) if attempt else None

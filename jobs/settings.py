@@ -43,9 +43,10 @@ class RedisSettings:
 
     url: str
     socket_timeout_s: float = 10.0
-    # a connection idle longer than this is PINGed before its next command; leases renew
-    # every TTL/3 and checkpoints come >= 30 s apart, so a busy worker rarely pings
-    health_check_interval_s: int = 60
+    # a connection idle longer than this is PINGed before its next command; 0: never.
+    # Every PING is billed by a hosted Redis, and a dropped connection is found by the
+    # command itself, which is then sent again on a new one (`retries`)
+    health_check_interval_s: int = 0
     # a command that meets a dropped connection (hosted Redis closes idle ones after a few
     # minutes, a restart closes all) reconnects and is sent again: this many times, with
     # jittered backoff up to 2 s (~4 s in all); longer outages are the callers' to ride out
@@ -61,9 +62,12 @@ class RedisSettings:
     def __str__(self) -> str:
         return self.redacted_url
 
-    def client(self, *, check: bool = True) -> redis.Redis:
-        """A client (bytes replies, as RQ needs); `check` pings first, else RedisConfigError."""
+    def client(self, *, check: bool = True, name: str | None = None) -> redis.Redis:
+        """A client (bytes replies, as RQ needs); `check` pings first, else RedisConfigError.
+        `name` labels its connections in Redis's CLIENT LIST (which tab holds which)."""
         kwargs = _client_kwargs(self)
+        if name:
+            kwargs["client_name"] = re.sub(r"[^A-Za-z0-9_.:@-]", "_", name)[:100]
         if check:
             _check(self, kwargs)
         return redis.Redis.from_url(self.url, **kwargs)
@@ -205,7 +209,9 @@ def _describe(exc: BaseException, settings: RedisSettings) -> str:
         "(ssl_cert_reqs=none skips the check); for a plain server use redis://"
     )
     if isinstance(exc, redis.AuthenticationError) or _is_auth(low):
-        if "noauth" in low or "authentication required" in low:
+        # redis-py's handshake (HELLO) meets a password-protected server as NOAUTH does
+        missing = ("noauth", "authentication required", "called with the client already auth")
+        if any(m in low for m in missing):
             return f"Redis at {shown} requires a password ({reason}); fix: {_auth_fix()}"
         return f"Redis at {shown} rejected the credentials ({reason}); fix: {_auth_fix()}"
     if isinstance(exc, redis.TimeoutError | TimeoutError):

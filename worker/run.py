@@ -26,6 +26,8 @@ from worker.session import (
 )
 from worker.worker import LeasedWorker, WorkerSettings
 
+CLIENT_NAME_PREFIX = "mlf-worker:"  # a worker's connections in CLIENT LIST: this + its name
+
 log = logging.getLogger("worker")
 
 
@@ -76,7 +78,8 @@ def run_worker(
     home_path = Path(home or os.environ.get("FACTORY_HOME") or "factory_home").absolute()
     preflight(home_path, int(min_free_mb * 2**20))
     _setup_logging(log_level, redis_url or os.environ.get("REDIS_URL"))
-    connection = connect(redis_url, home_path)
+    name = name or default_name()
+    connection = connect(redis_url, home_path, name=f"{CLIENT_NAME_PREFIX}{name}")
     settings = WorkerSettings(
         home=home_path,
         lease_ttl_s=lease_ttl_s,
@@ -86,7 +89,6 @@ def run_worker(
         budget=SessionBudget.start(max_session_hours, session_ends_in_s, handback_margin_s),
         **({"data_cache": Path(data_cache).absolute()} if data_cache else {}),
     )
-    name = name or default_name()
     log.info("worker %s runs code %s (install=%s)", name, code_version(), install)
     log.info(settings.budget.describe())
     loop = _Loop(connection, settings, name, queues or [keys.QUEUE], log_level)

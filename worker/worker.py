@@ -31,31 +31,48 @@ from jobs.context import read_progress
 from jobs.control import cancel_dependents, remove_started, requeue_job
 from jobs.entry import ENTRY_POINT, EXIT_HANDBACK, EXIT_SUPERSEDED
 from jobs.lease import Lease, Leases
-from jobs.reaper import DEFAULT_PREEMPTION_BUDGET, Reaper
+from jobs.reaper import DEFAULT_PREEMPTION_BUDGET, QUIET_S, Reaper
 from jobs.reconcile import close_ended_plans, reconcile_if_due
 from jobs.spec import JobSpec, SpecError
 from jobs.versioning import code_version
 from worker.code_install import CodeInstaller, CodeUnavailable, switch_to
+from worker.handback import SessionHandBack
 from worker.horse import die_with_parent
 from worker.refusals import IDLE_POLL_S, QUARANTINE, Refusals, unreadable_reason
 from worker.resilience import REDIS_DOWN, ResilientWorker, counted
 from worker.session import SessionBudget
 
 log = logging.getLogger("worker")
+RENEW_RETRY_S = 1.0  # between renewal attempts once one has failed
+# RQ's heartbeat of a busy worker (a 12-command transaction): every 30 min, and the
+# started-registry entry it refreshes lives longer than that (get_heartbeat_ttl)
+RQ_HEARTBEAT_S = 1800
+RQ_WORKER_TTL_S = 900  # an idle worker blocks this long (less 15 s) per dequeue
+RQ_MAINTENANCE_S = 3600  # RQ's registry cleanup (fleet-wide: one worker per interval)
 
 
 @dataclass(frozen=True)
 class WorkerSettings:
     home: Path
     lease_ttl_s: float = 30.0
-    reaper_interval_s: float | None = None  # the most between passes; default TTL / 2
+    # renewals (the bulk of a busy worker's Redis bill) come every 2/3 of the TTL; one that
+    # fails is retried every RENEW_RETRY_S until a whole TTL has passed (then: fenced)
+    lease_renew_every_s: float | None = None
+    # the most the reaper thread waits before asking Redis whether a pass is due; default
+    # none: the fleet's mark says when (jobs.reaper)
+    reaper_interval_s: float | None = None
     poison_failures: int = 3
     preemption_budget: int = DEFAULT_PREEMPTION_BUDGET  # see jobs.lease's reap
-    reconcile_interval_s: float = 300.0  # a safety net for rare inconsistencies
+    reconcile_interval_s: float = 900.0  # a safety net for rare inconsistencies
 
     @property
-    def reaper_max_interval_s(self) -> float:
-        return self.reaper_interval_s or self.lease_ttl_s / 2
+    def renew_every_s(self) -> float:
+        return self.lease_renew_every_s or self.lease_ttl_s * 2 / 3
+
+    @property
+    def reaper_quiet_s(self) -> float:
+        """How long an idle fleet with nothing started waits between passes."""
+        return min(QUIET_S, 4 * self.lease_ttl_s)
 
     budget: SessionBudget = field(default_factory=SessionBudget.start)
     # datasets are copied here (local disk) once per session, verified by checksum
@@ -66,19 +83,27 @@ class WorkerSettings:
     refusal_retry_s: float = 300.0  # a job this worker refused is not looked at again before
 
 
-class LeasedWorker(ResilientWorker):
+class LeasedWorker(SessionHandBack, ResilientWorker):
     """rq.Worker plus the lease protocol of DESIGN.md ("Leases, fencing and recovery"),
     on a ResilientWorker: no fault that is not its own death ends it."""
 
     def __init__(self, queues, *, settings: WorkerSettings, **kwargs) -> None:
         kwargs.setdefault("serializer", JSONSerializer)
-        # our leases detect dead workers; RQ's heartbeat only needs to be slow and cheap
-        kwargs.setdefault("job_monitoring_interval", 120)
+        # Redis is metered: our leases detect dead workers, so RQ's own bookkeeping only
+        # needs to be slow (its heartbeat while busy, its idle wait, its registry cleanup)
+        kwargs.setdefault("job_monitoring_interval", RQ_HEARTBEAT_S)
+        kwargs.setdefault("worker_ttl", RQ_WORKER_TTL_S)
+        kwargs.setdefault("maintenance_interval", RQ_MAINTENANCE_S)
         super().__init__(queues, **kwargs)
         self.settings = settings
         self.leases = Leases(self.connection, settings.lease_ttl_s)
         self.reaper = Reaper(
-            self.connection, self.leases, self.queue_names(), settings.preemption_budget
+            self.connection,
+            self.leases,
+            self.queue_names(),
+            settings.preemption_budget,
+            who=self.name,
+            quiet_s=settings.reaper_quiet_s,
         )
         self._lease: Lease | None = None
         self._horse_exit: int | None = None
@@ -118,26 +143,34 @@ class LeasedWorker(ResilientWorker):
             self._progress_file.unlink(missing_ok=True)
 
     def _reap_forever(self) -> None:
-        """Reap just after the soonest lease could expire (at most every max interval);
-        while busy, the lease renewals scan (Reaper.renew_and_scan) and postpone it."""
-        max_s = self.settings.reaper_max_interval_s
+        """A pass whenever the fleet's mark lapses (jobs.reaper: one pass per mark across
+        all workers); a renewal that saw a dead lease wakes this thread at once."""
+        cap_s = self.settings.reaper_interval_s
         next_reconcile = time.monotonic() + self.settings.reconcile_interval_s
         wait_s = 0.0
         while True:
             self.reaper.wake.wait(wait_s)
+            woken = self.reaper.wake.is_set()
             self.reaper.wake.clear()
             if self._done.is_set():
                 return
-            wait_s = max_s
+            wait_s = cap_s or self.settings.lease_ttl_s
             try:
-                if self.reaper.next_pass_in_s(max_s) == 0:  # else a renewal scanned since
+                if woken:  # the renewal's own mark must not stop this pass
                     self.reaper.reap_once()
-                wait_s = self.reaper.next_pass_in_s(max_s)
+                elif self.reaper.next_pass_in_s() == 0:
+                    self.reaper.pass_if_due()
+                wait_s = min(self.reaper.next_pass_in_s(), cap_s or float("inf"))
                 if time.monotonic() >= next_reconcile:
                     next_reconcile = time.monotonic() + self.settings.reconcile_interval_s
                     reconcile_if_due(self.connection, self.settings.reconcile_interval_s)
             except Exception as exc:  # a Redis blip must not kill the reaper thread
                 log.warning("reaper pass failed: %s: %s", type(exc).__name__, exc)
+
+    def get_heartbeat_ttl(self, job, working_time: float = 0.0) -> int:
+        """RQ's started-registry entry outlives the gap between its heartbeats: RQ's
+        cleanup must never take a running job for abandoned (our reaper judges that)."""
+        return max(super().get_heartbeat_ttl(job, working_time), self.job_monitoring_interval + 300)
 
     def maintain_heartbeats(self, job, execution) -> None:
         """RQ's heartbeat while the horse runs; a Redis blip must not abandon the horse."""
@@ -335,20 +368,25 @@ class LeasedWorker(ResilientWorker):
         self._redis(queue.enqueue_dependents, job)
 
     def _renew_until(self, lease: Lease, stop: threading.Event) -> None:
-        interval = self.settings.lease_ttl_s / 3
+        """Renew every `renew_every_s`; after a failure, every RENEW_RETRY_S until a whole
+        TTL has passed without one, then fence: kill the horse."""
         last_ok = time.monotonic()
+        interval = self.settings.renew_every_s
         while not stop.wait(interval):
+            interval = self.settings.renew_every_s
             try:
                 self._hand_back_if_session_ends()
                 if self.reaper.renew_and_scan(lease, read_progress(self._progress_file)):
                     last_ok = time.monotonic()
                     continue
                 reason = "lease lost to a newer attempt"
-            except Exception as exc:  # Redis away: retried at the next interval, for a TTL
-                if time.monotonic() - last_ok < self.settings.lease_ttl_s:
+            except Exception as exc:  # Redis away: retried soon, for up to a TTL
+                left_s = self.settings.lease_ttl_s - (time.monotonic() - last_ok)
+                if left_s > 0:
                     log.warning(
                         "job %s: lease renewal failed (%s)", lease.job_id, type(exc).__name__
                     )
+                    interval = min(RENEW_RETRY_S, left_s)
                     continue
                 reason = f"no renewal for {self.settings.lease_ttl_s:.0f} s ({type(exc).__name__})"
             log.error(
@@ -357,54 +395,6 @@ class LeasedWorker(ResilientWorker):
             self._fenced.set()
             self.kill_horse(signal.SIGKILL)
             return
-
-    # -- the session budget ---------------------------------------------------------
-    def _duration_key(self) -> str:
-        return self._duration_of
-
-    def _declines(self, job, queue) -> bool:
-        """Near the session's end: put the job back instead of starting it."""
-        budget = self.settings.budget
-        if budget.must_hand_back():
-            log.warning(
-                "session ends in %.0f s: leaving job %s to another worker",
-                budget.remaining_s(),
-                job.id,
-            )
-            requeue_job(self.connection, job.id, queue.name, at_front=True)
-            self._stop_requested = self.session_over = True
-            return True
-        expected = self.connection.hget(keys.DURATIONS, self._duration_key())
-        if expected is None or budget.fits(float(expected)):
-            return False
-        log.warning(
-            "job %s took %.0f s last time; %.0f s of session left: declined",
-            job.id,
-            float(expected),
-            budget.remaining_s(),
-        )
-        if job.id in self._declined:
-            time.sleep(5.0)  # only jobs that do not fit are left: do not spin
-        self._declined.add(job.id)
-        requeue_job(self.connection, job.id, queue.name)
-        return True
-
-    def _record_duration(self, job, seconds: float) -> None:
-        try:
-            if self._duration_key() and job.get_status() == JobStatus.FINISHED:
-                self.connection.hset(keys.DURATIONS, self._duration_key(), f"{seconds:.1f}")
-        except REDIS_DOWN as exc:  # a hint for the session budget only
-            log.warning("duration of job %s not recorded (%s)", job.id, type(exc).__name__)
-
-    def _hand_back_if_session_ends(self) -> None:
-        if self._budget_handback or not self.settings.budget.must_hand_back():
-            return
-        self._budget_handback = True
-        log.warning(
-            "session ends in %.0f s: checkpointing and handing the job back",
-            self.settings.budget.remaining_s(),
-        )
-        self._signal_horse(signal.SIGUSR1, group=False)
 
     # -- the horse ----------------------------------------------------------------
     def main_work_horse(self, job, queue) -> None:

@@ -9,6 +9,7 @@ from rq import Queue
 from rq.registry import StartedJobRegistry
 from rq.serializers import JSONSerializer
 
+from jobs import keys
 from jobs.lease import Lease, Leases
 from jobs.reaper import Reaper
 
@@ -34,13 +35,36 @@ def _started(client, ttl_s: float = 1.0) -> tuple[str, Lease]:
 def test_a_pass_requeues_a_job_whose_lease_is_gone_once(client):
     job_id, _ = _started(client, ttl_s=0.5)
     reaper = Reaper(client, Leases(client, 30), [QUEUE])
-    assert reaper.next_pass_in_s(15) == 0  # nothing scanned yet: a pass is due
-    assert reaper.reap_once() == []  # the lease lives
-    assert 0 < reaper.next_pass_in_s(15) <= 0.75  # timed to just after it expires
-    time.sleep(0.6)
-    assert reaper.reap_once() == [job_id]
+    assert reaper.next_pass_in_s() == 0  # nothing scanned yet: a pass is due
+    assert reaper.pass_if_due() == []  # the lease lives
+    assert 0 < reaper.next_pass_in_s() <= 1.05  # timed to just after it expires
+    assert 0 < client.pttl(keys.REAPER_MARK) <= 750  # and so is the fleet's mark
+    time.sleep(0.8)
+    assert reaper.pass_if_due() == [job_id]
     assert client.lrange(f"rq:queue:{QUEUE}", 0, -1) == [job_id.encode()]
     assert reaper.reap_once() == []  # once per attempt
+
+
+def test_the_fleet_shares_one_pass_per_mark(client):
+    """While one worker's mark lives, another asks once and scans nothing: it learns
+    when the mark lapses."""
+    _started(client, ttl_s=2.0)
+    first = Reaper(client, Leases(client, 30), [QUEUE], who="w-first")
+    second = Reaper(client, Leases(client, 30), [QUEUE], who="w-second")
+    assert first.pass_if_due() == []
+    assert client.get(keys.REAPER_MARK) == b"w-first"
+    assert second.pass_if_due() == []
+    assert client.get(keys.REAPER_MARK) == b"w-first"  # it did not scan
+    assert 1.5 < second.next_pass_in_s() <= 2.6
+
+
+def test_a_quiet_fleet_asks_rarely_and_a_claim_shortens_its_mark(client):
+    reaper = Reaper(client, Leases(client, 30), [QUEUE], quiet_s=100)
+    assert reaper.pass_if_due() == []  # nothing started anywhere
+    assert 95 < reaper.next_pass_in_s() <= 100.5
+    assert client.pttl(keys.REAPER_MARK) > 95_000
+    Leases(client, 5).claim("new-job", "w-busy")  # a job starts: its lease is 5 s
+    assert 0 < client.pttl(keys.REAPER_MARK) <= 5000
 
 
 def test_a_renewal_scans_for_the_reaper(client):
@@ -52,11 +76,11 @@ def test_a_renewal_scans_for_the_reaper(client):
     victim_id, _ = _started(client, ttl_s=3.0)
     assert reaper.renew_and_scan(mine, {"step": 4, "total": 10})
     assert client.hget("mlf:state:my-job", "step") == b"4"
-    assert 2.0 < reaper.next_pass_in_s(15) <= 3.25  # the victim's lease, not mine
+    assert 2.0 < reaper.next_pass_in_s() <= 3.25  # the victim's lease, not mine
     assert not reaper.wake.is_set()
     time.sleep(3.1)
     assert reaper.renew_and_scan(mine)
-    assert reaper.wake.is_set() and reaper.next_pass_in_s(15) <= 0.25
+    assert reaper.wake.is_set() and reaper.next_pass_in_s() <= 0.25
     assert reaper.reap_once() == [victim_id]
 
 
@@ -66,4 +90,5 @@ def test_a_renewal_of_a_lost_lease_fails_and_scans_nothing(client):
     old = leases.claim("j1", "w1")
     leases.claim("j1", "w2")
     assert not reaper.renew_and_scan(old)
-    assert reaper.last_scan[0] == float("-inf")
+    assert reaper.next_due == float("-inf")
+    assert client.get(keys.REAPER_MARK) is None
