@@ -39,7 +39,7 @@ def test_factory_worker_hands_its_preemption_budget_to_its_reaper(monkeypatch, t
 
     monkeypatch.setattr(worker.run, "_Loop", Loop)
     monkeypatch.setattr(os, "environ", os.environ.copy())  # the worker sets its attempt's
-    monkeypatch.setattr(worker.run, "connect", lambda url, home: fakeredis.FakeRedis())
+    monkeypatch.setattr(worker.run, "connect", lambda url, home, name=None: fakeredis.FakeRedis())
     args = build_parser().parse_args(
         ["worker", "--home", str(tmp_path), "--preemption-budget", "50", "--min-free-mb", "0"]
     )
