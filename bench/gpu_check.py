@@ -283,10 +283,16 @@ def boosting(data, size: dict, use_cuda: bool) -> list[dict]:
 def run(args) -> dict:
     import torch
 
+    from factory.models import deep_device
+
     use_cuda = torch.cuda.is_available() and not args.cpu
-    size = SIZES["cuda" if use_cuda else "cpu"]
+    size = dict(SIZES["cuda" if use_cuda else "cpu"])
     names = args.models.split(",") if args.models else list(DEEP_MODELS)
     out: dict = {"variant": "cuda" if use_cuda else "cpu", "device": device_info(use_cuda)}
+    if not use_cuda and not deep_device.cpu_runs_bf16_rnn():  # RNNs would refuse bf16
+        size["amp"] = "off"
+        print("this CPU has no bf16 kernel for recurrent layers: amp=off", file=sys.stderr)
+    out["amp"] = size["amp"]
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="gpu-check-") as tmp_dir:
         tmp = Path(tmp_dir)
@@ -312,7 +318,7 @@ def run(args) -> dict:
 
 def table(out: dict) -> str:
     d = out["device"]
-    amp = SIZES[out["variant"]]["amp"]
+    amp = out.get("amp", SIZES[out["variant"]]["amp"])
     lines = [
         f"device: {d['name']} ({out['variant']} variant, torch {d['torch']}, amp={amp}); "
         f"data: {out['data']['decision_rows']:,} decision rows",

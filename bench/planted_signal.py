@@ -76,9 +76,9 @@ def run_model(name: str, data, shuffled, home: Path, profile: str) -> dict:
     return row
 
 
-def _datasets(home: Path, days: int, signals: tuple[str, ...]):
-    bars = synthetic_bars("MES", days=days, seed=3, signals=signals)
-    raw = write_raw(bars, home / "MES_planted.parquet")
+def _datasets(home: Path, days: int, signals: tuple[str, ...], seed: int = 3):
+    bars = synthetic_bars("MES", days=days, seed=seed, signals=signals)
+    raw = write_raw(bars, home / f"MES_planted_{seed}.parquet")
     config = DatasetConfig(symbol="MES", tick_size=0.25, horizons=(5,), lookback_bars=32)
     data = load_training_data(build_dataset(raw, config, home).dataset_dir, 5)
     y, rng = data.y.copy(), np.random.default_rng(0)

@@ -58,7 +58,19 @@ def run_job(spec_json: str) -> dict[str, Any]:
     progress = read_progress(env.progress_file) if env.progress_file else None
     if not attempt.publish(result, progress):
         _exit(EXIT_SUPERSEDED)
+    _after_final(spec, job.id, job.connection)
     return result
+
+
+def _after_final(spec: JobSpec, job_id: str, connection) -> None:
+    """jobs.kinds.after_final (a trial tells its study); the result is final already, so
+    a failure here is logged, never the job's (what it missed is told later)."""
+    from jobs.kinds import after_final
+
+    try:
+        after_final(spec, job_id, connection)
+    except Exception as exc:
+        log.warning("job %s: after its result: %s: %s", job_id, type(exc).__name__, exc)
 
 
 def _exit(code: int) -> None:

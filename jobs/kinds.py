@@ -1,4 +1,4 @@
-"""The job kinds a worker runs (an allowlist): data, train, cv, ensemble, report.
+"""The job kinds a worker runs (an allowlist): data, train, cv, ensemble, report, trial.
 
 Each runner takes one `Run` and returns the job's JSON result. Outputs that must
 appear only once (bundles, out-of-fold folders) are staged under the attempt's
@@ -20,6 +20,7 @@ from typing import Any
 from factory.layout import Layout, StoragePathError
 from jobs import keys, tracking
 from jobs.attempt import Attempt
+from jobs.search import with_study_params
 from jobs.spec import JobSpec, SpecError
 
 
@@ -166,7 +167,8 @@ def run_cv(run: Run) -> dict[str, Any]:
     spec = run.spec
     tracker = tracking.start(run.job_id, spec.to_dict(), run.home)
     ctx = _context(run, tracker)
-    # embargo None: max(horizon, the dataset's lookback), which covers every model's lookback
+    # embargo None: max(horizon, the dataset's lookback), which covers every model's lookback;
+    # split `fold` of the spec's CV scheme ({}: purged k-fold)
     result, oof = run_cv_fold(
         resolve_dataset_dir(run),
         spec.model,
@@ -176,6 +178,7 @@ def run_cv(run: Run) -> dict[str, Any]:
         spec.folds,
         None,
         ctx,
+        scheme=spec.cv,
     )
     tracker.finish({"fold": spec.fold, "metrics": result.get("metrics", {})})
     save_fold(result, oof, run.attempt.staged_dir())
@@ -185,20 +188,24 @@ def run_cv(run: Run) -> dict[str, Any]:
 def run_ensemble(run: Run) -> dict[str, Any]:
     from factory.bundle import save_ensemble_bundle
     from factory.training.cv import load_fold
+    from factory.training.cv_schemes import CvScheme
     from factory.training.ensemble import run_ensemble as fit_ensemble
 
     spec = run.spec
-    oof: dict[str, list] = {m: [] for m in spec.members}
+    splits: dict[str, dict[int, Any]] = {m: {} for m in spec.members}
     bundles: dict[str, Path] = {}
     for result in run.dependency_results().values():
         if result.get("kind") == "cv":
-            oof[result["model"]].append(load_fold(run.resolve(result.get("bundle"), "bundle"))[1])
+            frame = load_fold(run.resolve(result.get("bundle"), "bundle"))[1]
+            splits[result["model"]][int(result["fold"])] = frame
         elif result.get("kind") == "train":
             bundles[result["model"]] = run.resolve(result.get("bundle"), "bundle")
+    oof = {m: [by_fold[k] for k in sorted(by_fold)] for m, by_fold in splits.items()}  # split order
+    scheme = CvScheme.from_spec(spec.cv, spec.folds)  # the scheme its cv jobs ran
     method = spec.params.get("method", "logistic")
     tracker = tracking.start(run.job_id, spec.to_dict(), run.home)
     rel, local = dataset_of(run)
-    result, _ = fit_ensemble(local, spec.horizon, oof, bundles, method=method)
+    result, _ = fit_ensemble(local, spec.horizon, oof, bundles, method=method, scheme=scheme)
     result["dataset_dir"] = rel  # not the local cache's path
     save_ensemble_bundle(result, bundles, run.attempt.staged_dir(), dataset_dir=local)
     tracker.finish({"metrics": result.get("metrics", {})})
@@ -206,11 +213,12 @@ def run_ensemble(run: Run) -> dict[str, Any]:
 
 
 def run_report(run: Run) -> dict[str, Any]:
-    from factory.evaluation.report import build_leaderboard, write_report
+    from factory.evaluation.report import build_leaderboard, overfitting_report, write_report
     from jobs.plan import plans_with
 
     train, cv, ensemble = {}, {}, None
-    for result in _all_results(run).values():
+    results = _all_results(run)
+    for result in results.values():
         kind = result.get("kind")
         if kind == "train":
             train[result["model"]] = result
@@ -219,12 +227,27 @@ def run_report(run: Run) -> dict[str, Any]:
         elif kind == "ensemble":
             ensemble = result
     rows = build_leaderboard(train_results=train, cv_results=cv, ensemble_result=ensemble)
+    # PBO and deflated Sharpe: over the rows, N counting the plan's search trials too
+    overfit = overfitting_report(rows, [r for r in results.values() if r.get("kind") == "trial"])
     plan_ids = plans_with(run.connection, run.job_id) or [run.job_id]
     paths = {}
     for plan_id in plan_ids:
-        paths = write_report(rows, run.layout.results_dir(plan_id), sort_by="log_loss")
+        folder = run.layout.results_dir(plan_id)
+        paths = write_report(rows, folder, sort_by="log_loss", overfitting=overfit)
+        paths |= _search_report(results, run.layout.results_dir(plan_id))
     files = {k: run.relative(v) for k, v in paths.items()}
-    return _tagged({"leaderboard": rows, "files": files}, "report")
+    return _tagged({"leaderboard": rows, "overfitting": overfit, "files": files}, "report")
+
+
+def _search_report(results: dict[str, dict], folder: Path) -> dict[str, Path]:
+    """A search's files (search.json, optimization_history.png), from its trials' results."""
+    from factory.evaluation.search_report import write_search_report
+
+    trials: dict[str, list[dict]] = {}
+    for result in results.values():
+        if result.get("kind") == "trial":
+            trials.setdefault(result.get("model", ""), []).append(result)
+    return write_search_report(trials, folder)
 
 
 def _all_results(run: Run) -> dict[str, dict]:
@@ -241,10 +264,31 @@ def _all_results(run: Run) -> dict[str, dict]:
     return out
 
 
+def run_trial(run: Run) -> dict[str, Any]:
+    """One trial of a search (jobs.trial): asked once, trained, pruned at checkpoints."""
+    from jobs.trial import run_trial as run_one
+
+    tracker = tracking.start(run.job_id, run.spec.to_dict(), run.home)
+    _, local = dataset_of(run)
+    result = run_one(run.spec, run.attempt, run.connection, _context(run, tracker), local)
+    tracker.finish({"state": result.get("state"), "value": result.get("value")})
+    return result  # kind "trial" (the model's own kind is model_kind)
+
+
+def after_final(spec: JobSpec, job_id: str, connection) -> None:
+    """What follows a won (fenced) publish (jobs.entry): a trial's final result, read back
+    from Redis, is told to its study (a lost tell is told later: jobs.search.sync_study)."""
+    if spec.kind == "trial":
+        from jobs.search import tell_final
+
+        tell_final(connection, job_id)
+
+
 KIND_RUNNERS = {
     "data": run_data,
-    "train": run_train,
-    "cv": run_cv,
+    "train": with_study_params(run_train),  # a tuned model's best configuration (jobs.search)
+    "cv": with_study_params(run_cv),
     "ensemble": run_ensemble,
     "report": run_report,
+    "trial": run_trial,
 }

@@ -2,6 +2,11 @@
 
     data(S) -> train(A), train(B) -> cv(A, k), cv(B, k) -> ensemble(A+B) -> report
 
+One cv job per split of the plan's CV scheme (factory.training.cv_schemes): `folds`
+for purged k-fold, `steps` for walk-forward, C(groups, test_groups) for cpcv; each cv
+job and the ensemble carry the scheme in their spec's `cv`, so their ids differ per
+scheme (and purged k-fold, whose `cv` is {}, keeps the ids it always had).
+
 Every job of a plan is enqueued (jobs.spec.KINDS is the one list of kinds, and a spec
 of another kind cannot be built). Redis keeps an index job -> plans (keys.job_plans),
 so a job finds its plans without scanning every plan ever submitted.
@@ -23,6 +28,7 @@ from rq.job import Job
 from rq.serializers import JSONSerializer
 
 from factory.layout import Layout
+from factory.training.cv_schemes import CvScheme
 from jobs import keys
 from jobs.code_wheel import ShippedCode, ship_code
 from jobs.code_wheel import record as record_code
@@ -84,8 +90,12 @@ def build_plan(
     cv: bool = True,
     ensemble: bool = True,
     data_spec: JobSpec | None = None,
+    scheme: CvScheme | None = None,
 ) -> Plan:
-    """The default DAG. `base` carries symbol, code and dataset; `params` is per model."""
+    """The default DAG. `base` carries symbol, code and dataset; `params` is per model;
+    `scheme` is the CV scheme (None: purged k-fold of `folds` folds)."""
+    scheme = scheme or CvScheme(folds=folds)
+    folds, spec_cv = (scheme.check().n_splits, scheme.to_spec()) if cv else (0, {})
     entries: list[PlanEntry] = []
     data_deps: tuple[str, ...] = ()
     dataset = base.dataset
@@ -102,13 +112,19 @@ def build_plan(
         train_ids.append(train.job_id)
         for k in range(folds if cv else 0):
             fold = JobSpec(
-                kind="cv", model=model, params=params.get(model, {}), fold=k, folds=folds, **common
+                kind="cv",
+                model=model,
+                params=params.get(model, {}),
+                fold=k,
+                folds=folds,
+                cv=spec_cv,
+                **common,
             )
             entries.append(PlanEntry(fold, (train.job_id,)))
             cv_ids.append(fold.job_id)
     tail = train_ids + cv_ids
     if ensemble and cv and len(models) > 1:  # stacking needs out-of-fold predictions
-        ens = JobSpec(kind="ensemble", members=tuple(models), folds=folds if cv else 0, **common)
+        ens = JobSpec(kind="ensemble", members=tuple(models), folds=folds, cv=spec_cv, **common)
         entries.append(PlanEntry(ens, tuple(tail)))
         tail = [ens.job_id]
     report = JobSpec(kind="report", members=tuple(models), **common)

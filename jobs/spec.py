@@ -11,7 +11,8 @@ from typing import Any
 from factory.layout import StoragePathError, plain_name, plain_symbol, relative_parts
 from factory.training.identity import job_id, train_content
 
-KINDS = ("data", "train", "cv", "ensemble", "report")  # the one list: jobs.kinds runs each
+# the one list: jobs.kinds runs each
+KINDS = ("data", "train", "cv", "ensemble", "report", "trial")
 ENTRY_POINT = "jobs.entry.run_job"  # the one callable a queued job may name
 JOB_ID = re.compile(r"[A-Za-z0-9_-]{1,200}")  # what RQ accepts as a job id
 SHA256 = re.compile(r"[0-9a-f]{64}")
@@ -47,8 +48,13 @@ class JobSpec:
     model       model registry name (train/cv), "" otherwise
     horizon     label horizon in decision bars (0 for data jobs)
     params      model hyperparameter overrides, as given (strings)
-    fold        CV fold index (-1 when not a fold), folds = number of folds
+    fold        CV split index (-1 when not a split), folds = number of splits
     members     for an ensemble: the model names it stacks
+    cv          cv and ensemble jobs: the CV scheme (factory.training.cv_schemes.CvScheme
+                .to_spec): {} is purged k-fold of `folds` folds, and is left out of the
+                spec's dict (so purged plans keep the ids they had before schemes);
+                {"scheme": "walk-forward", "window", "steps"} or {"scheme": "cpcv",
+                "groups", "test_groups"}, `folds` then being its number of splits
     code        code version the job must run with (package version + source hash)
     """
 
@@ -62,6 +68,7 @@ class JobSpec:
     fold: int = -1
     folds: int = 0
     members: tuple[str, ...] = ()
+    cv: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -74,7 +81,8 @@ class JobSpec:
         known hashes what decides its result, as `factory train` does; any other job
         hashes its whole spec."""
         dataset_id = self.dataset.get("dataset_id")
-        if self.kind == "train" and isinstance(dataset_id, str):
+        # a train of a study's best trial (jobs.search) has no params to resolve yet
+        if self.kind == "train" and isinstance(dataset_id, str) and "from_study" not in self.params:
             content = train_content(self.code, dataset_id, self.model, self.horizon, self.params)
         else:
             content = self.to_dict()
@@ -83,6 +91,8 @@ class JobSpec:
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
         out["members"] = list(self.members)
+        if not self.cv:  # purged k-fold: the spec (and its job id) as before schemes
+            del out["cv"]
         return out
 
     def to_json(self) -> str:
@@ -113,6 +123,7 @@ class JobSpec:
             _check_numbers(self)
             _check_params(self.params)
             _check_dataset(self)
+            _check_cv(self)
         except StoragePathError as exc:
             text = str(exc)
             raise (SpecError(f"bad job spec: {text}") if "fix:" in text else _bad(text)) from exc
@@ -149,7 +160,7 @@ def _check_model(spec: JobSpec) -> None:
     from jobs.catalog import model_names
 
     known = model_names()
-    wanted = spec.kind in ("train", "cv")
+    wanted = spec.kind in ("train", "cv", "trial")  # trial: one of a search (jobs.trial)
     if (
         not isinstance(spec.model, str)
         or (spec.model in known) != wanted
@@ -175,6 +186,21 @@ def _check_numbers(spec: JobSpec) -> None:
     in_range = 0 <= spec.fold < spec.folds if spec.kind == "cv" else spec.fold == -1
     if not in_range:
         raise _bad(f"fold {spec.fold} of {spec.folds} of a {spec.kind} job")
+
+
+def _check_cv(spec: JobSpec) -> None:
+    """The CV scheme of a cv or ensemble job, exactly as `submit` writes it."""
+    if isinstance(spec.cv, dict) and not spec.cv:
+        return
+    if spec.kind not in ("cv", "ensemble"):
+        raise _bad(f"a {spec.kind} job names a CV scheme")
+    from factory.errors import ConfigError
+    from factory.training.cv_schemes import CvScheme
+
+    try:
+        CvScheme.from_spec(spec.cv, spec.folds)
+    except (ConfigError, TypeError) as exc:
+        raise _bad(str(exc).splitlines()[0][:200]) from exc
 
 
 def _check_params(params: object) -> None:

@@ -104,3 +104,57 @@ def _row(entry, job, state: dict, lease: bytes | None, now: float) -> dict[str, 
 def result_of(connection: redis.Redis, job_id: str) -> dict[str, Any] | None:
     raw = connection.get(keys.result(job_id))
     return json.loads(raw) if raw else None
+
+
+SEARCH_FIELDS = ("study", "model", "metric", "trials", "done", "running", "pruned", "failed")
+SEARCH_FIELDS += ("skipped", "waiting", "best", "best_trial")
+
+
+def search_rows(
+    connection: redis.Redis, plan: Plan, rows: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """One row per study of the plan (`submit --tune`): its trials done (complete),
+    running, pruned, failed, skipped (time budget), waiting, and the best value so far,
+    from the trial jobs' statuses (`rows`, of job_rows) and final results (one MGET):
+    the same records the study is told (jobs.search)."""
+    from jobs.search import STUDY, direction_of
+
+    trials = [e for e in plan.entries if e.spec.kind == "trial"]
+    if not trials:
+        return []
+    status = {r["id"]: r["status"] for r in rows}
+    raws = connection.mget([keys.result(e.job_id) for e in trials])
+    out: dict[str, dict[str, Any]] = {}
+    for entry, raw in zip(trials, raws, strict=True):
+        study = entry.spec.params.get(STUDY, "")
+        metric = entry.spec.params.get("search.metric", "log_loss")
+        row = out.setdefault(study, dict.fromkeys(SEARCH_FIELDS, 0) | _search_head(entry, metric))
+        row["trials"] += 1
+        result = json.loads(raw) if raw else None
+        if result is None:
+            started = status.get(entry.job_id) in ("started", "lease expiring")
+            row["running" if started else "waiting"] += 1
+            continue
+        state = result.get("state")
+        row[{"complete": "done"}.get(state, state) if state in _ENDED else "failed"] += 1
+        value = result.get("value")
+        if state == "complete" and isinstance(value, (int, float)):
+            best, minimize = row["best"], direction_of(metric) == "minimize"
+            if best is None or (value < best if minimize else value > best):
+                row["best"], row["best_trial"] = value, result.get("trial_number")
+    return list(out.values())
+
+
+_ENDED = ("complete", "pruned", "failed", "skipped")
+
+
+def _search_head(entry, metric: str) -> dict[str, Any]:
+    from jobs.search import STUDY
+
+    return {
+        "study": entry.spec.params.get(STUDY, ""),
+        "model": entry.spec.model,
+        "metric": metric,
+        "best": None,
+        "best_trial": None,
+    }

@@ -10,7 +10,9 @@ from factory.data.config import AUTO_TZ
 from factory.data.intake import check_raw_path, store_dataset, store_raw
 from factory.data.manifest import MANIFEST_FILE, DatasetManifest
 from factory.data.symbols import symbol_spec
+from factory.errors import ConfigError
 from factory.layout import resolve_home
+from factory.training.cv_schemes import CvScheme
 from jobs.catalog import check_params, model_names
 from jobs.plan import Plan, build_plan
 from jobs.spec import JobSpec, SpecError
@@ -31,8 +33,13 @@ class Submission:
     dataset: Path | None = None
     tz: str = "UTC"
     horizon: int = 20
-    folds: int = 5
+    folds: int = 5  # purged k-fold
     cv: bool = True
+    scheme: str = "purged"  # the CV scheme: purged, walk-forward or cpcv
+    steps: int = 5  # walk-forward
+    window: str = "expanding"  # walk-forward: expanding or sliding
+    groups: int = 6  # cpcv
+    test_groups: int = 2  # cpcv
     ensemble: bool = True
     params: tuple[str, ...] = ()
     tick_size: float | None = None
@@ -116,6 +123,15 @@ def _existing_dataset(sub: Submission) -> dict:
     return {"dataset_dir": rel, "dataset_id": manifest.dataset_id}
 
 
+def cv_scheme(sub: Submission) -> CvScheme:
+    """The submission's CV scheme (factory.training.cv_schemes), or a SubmitError."""
+    scheme = CvScheme(sub.scheme, sub.folds, sub.steps, sub.window, sub.groups, sub.test_groups)
+    try:
+        return scheme.check()
+    except ConfigError as exc:
+        raise SubmitError(str(exc)) from exc
+
+
 def plan_for(sub: Submission) -> Plan:
     """The plan of a submission, or a SubmitError naming the first problem."""
     _check_models(sub.models)
@@ -123,6 +139,7 @@ def plan_for(sub: Submission) -> Plan:
         raise SubmitError("give exactly one of --raw FILE or --dataset DIR")
     if sub.horizon < 1 or sub.folds < 2:
         raise SubmitError("--horizon must be >= 1 and --folds >= 2")
+    scheme = cv_scheme(sub)
     params = parse_params(sub.params, sub.models)
     for model, values in params.items():
         check_params(model, values)
@@ -150,8 +167,10 @@ def plan_for(sub: Submission) -> Plan:
         cv=sub.cv,
         ensemble=sub.ensemble,
         data_spec=data_spec,
+        scheme=scheme,
     )
     return Plan(
         plan.entries,
-        {"models": list(sub.models), "symbol": base.symbol, "horizon": sub.horizon, "code": code},
+        {"models": list(sub.models), "symbol": base.symbol, "horizon": sub.horizon, "code": code}
+        | ({"cv": scheme.describe()} if sub.cv else {}),
     )

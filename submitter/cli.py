@@ -21,6 +21,7 @@ COMMAND_ORDER = ("data", "train", "predict", "worker")
 SUBCOMMAND_MODULES = (  # the submitter's own, listed after the registered ones
     "submitter.status",
     "submitter.results",
+    "submitter.models",
     "submitter.demo",
     "submitter.redis_cmd",
     "submitter.dashboard",

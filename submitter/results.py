@@ -21,6 +21,7 @@ COLUMNS = [
     ("hit rate", "hit_rate"),
     ("P&L $", "pnl_usd"),
     ("sharpe", "sharpe"),
+    ("DSR", "deflated_sharpe"),
 ]
 
 
@@ -71,11 +72,76 @@ def run_results(args: argparse.Namespace) -> int:
         )
     board = json.loads(path.read_text())
     rows = _sorted(board["leaderboard"], args.sort_by)
+    search = search_of(folder)  # a plan of `submit --tune`: its best trials
     if args.json:
-        print(json.dumps({"plan_id": plan_id, "sort_by": args.sort_by, "leaderboard": rows}))
+        overfitting = {"overfitting": board["overfitting"]} if "overfitting" in board else {}
+        board = {"plan_id": plan_id, "sort_by": args.sort_by, "leaderboard": rows}
+        print(json.dumps(board | overfitting | search))
         return 0
     shown = [{k: (f"{v:.4f}" if isinstance(v, float) else v) for k, v in r.items()} for r in rows]
     print(f"plan {plan_id}: leaderboard by {args.sort_by}")
     print(table(shown, COLUMNS))
+    print_overfitting(board.get("overfitting"))
+    print_search(search)
     print(f"\nfiles: {folder}  (leaderboard.csv, leaderboard.md, *.png)")
     return 0
+
+
+def _pbo_line(p: dict) -> str:
+    if not p.get("available"):
+        return f"not available: {p.get('reason')}"
+    return (
+        f"{p['pbo']:.3f} ({p['combinations']} splits of {p['rows']} test days in "
+        f"{p['blocks']} blocks, {p['strategies']} strategies)"
+    )
+
+
+def print_overfitting(o: dict | None) -> None:
+    """The odds of a fluke (factory.evaluation.overfitting, written by the report job):
+    PBO across the rows and per search, and what the DSR column deflates for."""
+    if not o:
+        return
+    print(f"\nprobability of backtest overfitting (PBO): {_pbo_line(o['pbo'])}")
+    for model, p in o.get("searches", {}).items():
+        print(f"PBO of search {model}'s trials: {_pbo_line(p)}")
+    print(
+        f"DSR: deflated Sharpe ratio, the probability that the true Sharpe beats what the "
+        f"best of {o['trials']} unskilled strategies shows by luck (daily P&L's skew and "
+        f"kurtosis counted)"
+    )
+    for model, d in o.get("deflated_sharpe", {}).items():
+        if not d.get("available"):
+            print(f"  {model}: not available: {d.get('reason')}")
+
+
+TRIAL_COLUMNS = [("trial", "number"), ("value", "value"), ("params", "params")]
+
+
+def search_of(folder: Path) -> dict:
+    """{"searches": {model: summary}} from the report's search.json, else {} (no search)."""
+    path = folder / "search.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def print_search(search: dict) -> None:
+    """Per tuned model: its study's trial counts and best trials with their parameters."""
+    for model, s in search.get("searches", {}).items():
+        counts = ", ".join(f"{n} {state}" for state, n in s["counts"].items() if n)
+        print(f"\nsearch {model} ({s['study']}): {counts}; best by validation {s['metric']}")
+        rows = [
+            {
+                "number": t["number"],
+                "value": f"{t['value']:.5f}",
+                "params": " ".join(f"{k}={_short(v)}" for k, v in t.get("params", {}).items()),
+            }
+            for t in s["best"]
+        ]
+        print(table(rows, TRIAL_COLUMNS))
+
+
+def _short(value: str) -> str:
+    """A sampled float to 4 significant digits (search.json keeps every digit)."""
+    try:
+        return f"{float(value):.4g}" if "." in value or "e" in value else value
+    except ValueError:
+        return value

@@ -88,8 +88,44 @@ def _snapshot(connection, args) -> dict:
                 f"plan {plan_id} is not in Redis; fix: check the id, or run "
                 f"`factory recover --plan {plan_id}` if Redis lost it"
             )
-        plans.append({"plan_id": plan_id, "jobs": job_rows(connection, plan)})
+        rows = job_rows(connection, plan)
+        plans.append({"plan_id": plan_id, "jobs": rows} | _searches(connection, plan, rows))
     return {"plans": plans, "jobs": [j for p in plans for j in p["jobs"]]}
+
+
+SEARCH_COLUMNS = [
+    ("study", "study"),
+    ("model", "model"),
+    ("trials", "trials"),
+    ("done", "done"),
+    ("running", "running"),
+    ("pruned", "pruned"),
+    ("failed", "failed"),
+    ("skipped", "skipped"),
+    ("waiting", "waiting"),
+    ("metric", "metric"),
+    ("best", "best_shown"),
+    ("best trial", "best_trial"),
+]
+
+
+def _searches(connection, plan, rows: list[dict]) -> dict:
+    """{"searches": one row per study} for a plan with a search (`submit --tune`), else {}."""
+    from jobs.status import search_rows
+
+    found = search_rows(connection, plan, rows)
+    return {"searches": found} if found else {}
+
+
+def print_searches(searches: list[dict]) -> None:
+    """The search progress of a plan: trials per state and the best validation value."""
+    if not searches:
+        return
+    shown = [
+        s | {"best_shown": None if s["best"] is None else f"{s['best']:.5f}"} for s in searches
+    ]
+    print("\nsearch (validation metric; `factory results` lists the best trials)")
+    print(table(shown, SEARCH_COLUMNS))
 
 
 ENDED = {"finished", "failed", "canceled", "stopped"}
@@ -107,6 +143,7 @@ def run_status(args: argparse.Namespace) -> int:
             for plan in snap["plans"]:
                 print(f"plan {plan['plan_id']}  ({time.strftime('%H:%M:%S')})")
                 print_rows(plan["jobs"])
+                print_searches(plan.get("searches", []))
             if not snap["plans"]:
                 print("no plans yet: submit one with `submit --models ... --symbol ...`")
         done = all(j["status"] in ENDED for j in snap["jobs"])

@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 
 from submitter.common import add_connection_args, connection_of, home_of
+from submitter.cv_args import add_cv_args, cv_fields
+from submitter.tune import add_tune_args, models_of, tuned
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -17,7 +19,9 @@ def build_parser() -> argparse.ArgumentParser:
         "ensemble and the report have their place in the plan). Submitting the same thing "
         "twice creates nothing new.",
     )
-    p.add_argument("--models", required=True, help="comma-separated, e.g. xgboost,lstm")
+    p.add_argument(
+        "--models", help="comma-separated, e.g. xgboost,lstm (may be left out with --tune)"
+    )
     p.add_argument("--symbol", required=True, help="e.g. MES, MGC")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument(
@@ -35,8 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tz", default="UTC", help="timezone of naive timestamps (default UTC)")
     p.add_argument("--tick-size", type=float, help="for symbols without a known spec")
     p.add_argument("--horizon", type=int, default=20, help="label horizon in bars (default 20)")
-    p.add_argument("--folds", type=int, default=5, help="purged CV folds (default 5)")
-    p.add_argument("--no-cv", action="store_true", help="no cross-validation jobs")
+    add_cv_args(p)  # --cv purged|walk-forward|cpcv, its parameters, --no-cv (submitter.cv_args)
     p.add_argument("--no-ensemble", action="store_true", help="no ensemble job")
     p.add_argument(
         "--param",
@@ -53,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="fail a job of this plan whose worker died N+1 times in a row with no new "
         "checkpoint in between (default: the reaping worker's --preemption-budget, 20)",
     )
+    add_tune_args(p)
     add_connection_args(p)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     return p
@@ -64,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
     from jobs.submission import Submission, SubmitError, plan_for
     from submitter.status import print_rows
 
-    models = tuple(m.strip() for m in args.models.split(",") if m.strip())
+    models = models_of(args)  # --models and --tune (submitter.tune)
     if args.preemption_budget is not None and args.preemption_budget < 0:
         raise SubmitError(
             f"--preemption-budget {args.preemption_budget} is negative; fix: give 0 or more"
@@ -76,14 +80,13 @@ def run(args: argparse.Namespace) -> int:
         dataset=args.dataset,
         tz=args.tz,
         horizon=args.horizon,
-        folds=args.folds,
-        cv=not args.no_cv,
+        **cv_fields(args),
         ensemble=not args.no_ensemble,
         params=tuple(args.param),
         tick_size=args.tick_size,
         home=home_of(args),
     )
-    plan = plan_for(sub)  # every check before anything touches Redis
+    plan = tuned(plan_for(sub), args)  # every check before anything touches Redis
     connection = connection_of(args)
     created = enqueue_plan(connection, plan, sub.home)
     if args.preemption_budget is not None:

@@ -34,6 +34,7 @@ from jobs.lease import Lease, Leases
 from jobs.reaper import DEFAULT_PREEMPTION_BUDGET, QUIET_S, Reaper
 from jobs.reconcile import close_ended_plans, reconcile_if_due
 from jobs.spec import JobSpec, SpecError
+from jobs.trial import end_failed_trial
 from jobs.versioning import code_version
 from worker.code_install import CodeInstaller, CodeUnavailable, switch_to
 from worker.handback import SessionHandBack
@@ -477,6 +478,9 @@ class LeasedWorker(SessionHandBack, ResilientWorker):
                 self.settings.poison_failures,
             )
             self._redis(requeue_job, self.connection, job.id, queue.name)
+            return
+        args = (self.connection, self.leases, self._lease, job, queue, text)
+        if self._redis(end_failed_trial, *args):  # a failed trial: its plan goes on
             return
         log.error("job %s failed for good: %s", job.id, last)
         failed = {"status": "failed", "final_error": text}

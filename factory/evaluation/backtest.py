@@ -15,6 +15,12 @@ Rules (one contract, long or short):
   exit, with 0 on days of the period without an exit; Sharpe = mean / std (ddof 1)
   of daily P&L * sqrt(252); max drawdown on the trade-by-trade equity (from 0).
 Rows whose exit is unknown (no barrier outcome) or that have no next bar never trade.
+
+The result keeps that daily P&L series (`daily`: {date, pnl_usd}, one entry per trading
+day of the period, about 252 a year, so a few KB of JSON even for years of test days):
+the per-period returns that the plan's report aligns across models (`daily_matrix`) for
+the probability of backtest overfitting and the deflated Sharpe ratio
+(factory.evaluation.overfitting).
 """
 
 from __future__ import annotations
@@ -176,3 +182,17 @@ def backtest_dataset_rows(
     labels = pd.read_parquet(directory / LABELS_FILE, columns=cols)
     plan = trade_plan(bars, labels, horizon, rows)
     return backtest(plan, proba, Costs.from_manifest(manifest), threshold, overlap)
+
+
+def daily_matrix(daily: dict[str, dict[str, list]]) -> pd.DataFrame:
+    """{name: a backtest's `daily` block} as one frame: a row per trading day that any of
+    them has (sorted), a column per name, 0 where a series has no entry (no exit that
+    day, e.g. past the end of a shorter series)."""
+    columns = {
+        name: pd.Series(d.get("pnl_usd", []), index=pd.to_datetime(d.get("date", [])))
+        .groupby(level=0)
+        .sum()
+        for name, d in daily.items()
+    }
+    frame = pd.DataFrame(columns).sort_index().fillna(0.0)
+    return frame.reindex(columns=list(daily)).astype(np.float64)

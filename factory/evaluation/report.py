@@ -5,11 +5,24 @@ writes them, sorted by a chosen metric, to a folder (normally `<home>/results/<p
 
     leaderboard.csv    scalar metrics, one row per model
     leaderboard.md     the same as a Markdown table
-    leaderboard.json   {"sort_by", "leaderboard": [rows]}: what `factory results --json` prints
+    leaderboard.json   {"sort_by", "leaderboard": [rows], "overfitting"}: what `factory
+                       results --json` prints
     leaderboard.png    the sort metric per model (bars)
     equity.png         cumulative daily P&L of each model's test backtest
     confusion.png      test confusion matrices (rows: true class, columns: predicted)
     reliability.png    each model's reliability diagram on test (top label)
+    pbo.png            the PBO's logits (CSCV over the models' daily test P&L), when computed
+
+The odds of a fluke (`overfitting_report`, factory.evaluation.overfitting), from the daily
+P&L of every row's test backtest (the models and the ensemble: the choices a reader of
+the leaderboard picks from), aligned by trading day:
+- `pbo`: the probability of backtest overfitting by CSCV across those rows, in up to 16
+  blocks of test days (fewer when there are fewer days; "not available" with the reason
+  when too few days or fewer than 2 rows trade);
+- `deflated_sharpe`: each row's deflated Sharpe ratio, N = every strategy tried (the rows
+  plus the complete trials of the plan's searches, each with its test backtest), V = the
+  variance of their daily Sharpe ratios; the row's `deflated_sharpe` column is its DSR;
+- `searches`: per tuned model, the PBO across its complete trials.
 
 Plots use matplotlib's Agg canvas directly (no pyplot state, no display needed).
 """
@@ -25,6 +38,14 @@ import numpy as np
 import pandas as pd
 
 from factory.errors import ConfigError
+from factory.evaluation.backtest import daily_matrix
+from factory.evaluation.overfitting import (
+    DEFAULT_BLOCKS,
+    blocks_for,
+    deflated_sharpe,
+    pbo,
+    sharpe_ratios,
+)
 
 COLUMNS = [
     "model",
@@ -44,6 +65,7 @@ COLUMNS = [
     "hit_rate",
     "pnl_usd",
     "sharpe",
+    "deflated_sharpe",
     "max_drawdown_usd",
 ]
 LOWER_IS_BETTER = {"log_loss", "brier", "calibration_error", "cv_log_loss", "max_drawdown_usd"}
@@ -79,6 +101,7 @@ def leaderboard_row(
         row[key] = backtest.get(key)
     row["confusion_matrix"] = test.get("confusion_matrix")
     row["reliability"] = test.get("reliability")
+    row["importance"] = result.get("importance")  # factory.evaluation.importance
     row["equity"] = backtest.get("daily")
     return row
 
@@ -95,6 +118,49 @@ def build_leaderboard(
         name = f"ensemble:{ensemble_result.get('method', '')}".rstrip(":")
         rows.append(leaderboard_row(name, ensemble_result))
     return rows
+
+
+def _pbo(matrix: pd.DataFrame) -> dict[str, Any]:
+    out = pbo(matrix.to_numpy(), blocks_for(len(matrix), DEFAULT_BLOCKS)).summary()
+    return out | {"names": list(matrix.columns)}
+
+
+def _trial_daily(trial_results: list[dict[str, Any]]) -> dict[str, dict[str, dict]]:
+    """{model: {"<model>#trial<number>": daily P&L}} of the complete trials that carry a
+    test backtest."""
+    out: dict[str, dict[str, dict]] = {}
+    for r in trial_results:
+        test = (r.get("metrics") or {}).get("test") or {}
+        daily = (test.get("backtest") or {}).get("daily")
+        if r.get("state") == "complete" and daily:
+            model = r.get("model", "")
+            out.setdefault(model, {})[f"{model}#trial{r.get('trial_number')}"] = daily
+    return out
+
+
+def overfitting_report(
+    rows: list[dict[str, Any]], trial_results: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """The odds of a fluke of a leaderboard (see the module docstring); JSON-able."""
+    series = {r["model"]: r["equity"] for r in rows if r.get("equity")}
+    trials = _trial_daily(trial_results or [])
+    everything = series | {k: v for t in trials.values() for k, v in t.items()}
+    matrix = daily_matrix(everything)
+    srs = sharpe_ratios(matrix.to_numpy()) if len(matrix) else np.array([])
+    defined = srs[np.isfinite(srs)]
+    variance = float(defined.var(ddof=1)) if len(defined) > 1 else 0.0
+    n = max(1, len(everything))
+    dsr = {name: deflated_sharpe(matrix[name], n, variance).to_dict() for name in series}
+    return {
+        "strategies": len(everything),
+        "models": list(series),
+        "trials": n,
+        "days": len(matrix),
+        "sharpe_variance": variance,
+        "pbo": _pbo(matrix[list(series)]),
+        "deflated_sharpe": dsr,
+        "searches": {m: _pbo(matrix[list(t)]) for m, t in trials.items()},
+    }
 
 
 def sort_rows(rows: list[dict[str, Any]], sort_by: str) -> list[dict[str, Any]]:
@@ -212,12 +278,61 @@ def _plot_reliability(rows: list[dict], path: Path) -> Path:
     return path
 
 
+def pbo_line(p: dict[str, Any]) -> str:
+    """One line on a PBO summary: its figure and what it was computed on, or why not."""
+    if not p.get("available"):
+        return f"PBO not available: {p.get('reason')}"
+    return (
+        f"PBO {p['pbo']:.3f} across {p['strategies']} strategies ({p['combinations']} splits "
+        f"of {p['rows']} test days in {p['blocks']} blocks; the in-sample best lost out "
+        f"of sample in {p['oos_loss_probability']:.0%} of them)"
+    )
+
+
+def _overfitting_markdown(o: dict[str, Any]) -> str:
+    lines = ["", "## Odds of a fluke", "", pbo_line(o["pbo"]), ""]
+    for model, p in o["searches"].items():
+        lines += [f"search {model}: {pbo_line(p)}", ""]
+    lines.append(
+        f"Deflated Sharpe ratio: N = {o['trials']} strategies tried, variance of their daily "
+        f"Sharpe ratios {o['sharpe_variance']:.4g}."
+    )
+    keys = ("sharpe_annual", "skew", "kurtosis", "sr0_annual", "psr", "dsr")
+    lines += ["", "| model | " + " | ".join(keys) + " |", "|---" * (len(keys) + 1) + "|"]
+    for model, d in o["deflated_sharpe"].items():
+        cells = [_fmt(d.get(k)) for k in keys] if d["available"] else [d["reason"]]
+        lines.append(f"| {model} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _plot_pbo(p: dict[str, Any], path: Path) -> Path:
+    fig = _figure(5.0, 3.5)
+    ax = fig.add_subplot()
+    hist = p["logit_histogram"]
+    edges = np.asarray(hist["edges"])
+    ax.bar(edges[:-1], hist["counts"], width=np.diff(edges), align="edge", color="tab:blue")
+    ax.axvline(0.0, color="tab:red", linewidth=1)
+    ax.set_xlabel("logit of the in-sample best's out-of-sample rank")
+    ax.set_ylabel("splits")
+    ax.set_title(f"PBO {p['pbo']:.3f} ({p['combinations']} splits)")
+    fig.tight_layout()
+    fig.savefig(path)
+    return path
+
+
 def write_report(
-    rows: list[dict[str, Any]], out_dir: str | Path, sort_by: str = "log_loss"
+    rows: list[dict[str, Any]],
+    out_dir: str | Path,
+    sort_by: str = "log_loss",
+    overfitting: dict[str, Any] | None = None,
 ) -> dict[str, Path]:
-    """Write the leaderboard files and plots (see the module docstring); their paths."""
+    """Write the leaderboard files and plots (see the module docstring); their paths.
+    `overfitting`: `overfitting_report`'s (computed from `rows` alone when not given)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    overfitting = overfitting if overfitting is not None else overfitting_report(rows)
+    dsr = overfitting["deflated_sharpe"]
+    rows = [r | {"deflated_sharpe": dsr.get(r["model"], {}).get("dsr")} for r in rows]
     ordered = sort_rows(rows, sort_by)
     frame = pd.DataFrame([{c: r.get(c) for c in COLUMNS} for r in ordered], columns=COLUMNS)
     paths = {
@@ -226,11 +341,17 @@ def write_report(
         "json": out / "leaderboard.json",
     }
     frame.to_csv(paths["csv"], index=False)
-    paths["markdown"].write_text(_markdown(frame, sort_by))
+    paths["markdown"].write_text(_markdown(frame, sort_by) + _overfitting_markdown(overfitting))
     board = [{c: r.get(c) for c in COLUMNS} for r in ordered]
-    paths["json"].write_text(json.dumps({"sort_by": sort_by, "leaderboard": board}, indent=1))
+    record = {"sort_by": sort_by, "leaderboard": board, "overfitting": overfitting}
+    paths["json"].write_text(json.dumps(record, indent=1))
     paths["leaderboard_png"] = _plot_bars(ordered, sort_by, out / "leaderboard.png")
     paths["equity_png"] = _plot_equity(ordered, out / "equity.png")
     paths["confusion_png"] = _plot_confusion(ordered, out / "confusion.png")
     paths["reliability_png"] = _plot_reliability(ordered, out / "reliability.png")
+    from factory.evaluation.importance import write_importance  # importance.csv and .md
+
+    paths |= write_importance(ordered, out)  # {} unless a row carries an importance
+    if overfitting["pbo"].get("available"):
+        paths["pbo_png"] = _plot_pbo(overfitting["pbo"], out / "pbo.png")
     return paths

@@ -36,6 +36,7 @@ from factory.models.calibration import Calibration
 from factory.models.params import POST_FIT_PARAMS, params_from
 from factory.training.context import Checkpoint, StopTraining, Superseded, TrainingContext
 from factory.training.training_data import TrainingData
+from factory.training.weights import train_row_weights
 
 CONFIG_FILE = "config.json"
 CHECKPOINT_FORMAT = 2  # 2: boosting models share one loop (models/boosting.py)
@@ -76,6 +77,7 @@ class Model(ABC):
     SUMMARY: ClassVar[dict[str, str]] = {}  # fit_summary field -> learned attribute
 
     calibration_: Calibration | None = None  # set by calibrate() or a bundle
+    importance_: dict[str, Any] | None = None  # set after a fit: a bundle plots it
 
     def __init__(self, params: Any = None) -> None:
         self.params = params
@@ -97,6 +99,12 @@ class Model(ABC):
     @abstractmethod
     def fit(self, data: TrainingData, ctx: TrainingContext) -> Model: ...
 
+    def _train_weights(self, data: TrainingData) -> np.ndarray:
+        """The weights of `data`'s train rows, in their order: the balanced class weights,
+        times label uniqueness under `sample_weight` (factory.training.weights)."""
+        p = self._resolve_params()
+        return train_row_weights(data, p.sample_weight, p.time_decay)
+
     @abstractmethod
     def _raw_proba(self, data: TrainingData, split: str) -> np.ndarray:
         """The probabilities the fitted model learned (those of its balanced training)."""
@@ -116,6 +124,11 @@ class Model(ABC):
         raw = self._raw_proba(data, "val")
         self.calibration_ = Calibration.fit(raw, data.labels("val"), data.class_weights, method)
         return self
+
+    def gain_importance(self) -> dict[str, Any] | None:
+        """{"type", "values" (one per feature)}: the library's own gain importance of a
+        boosting model; None for a model without one (factory.evaluation.importance)."""
+        return None
 
     def fit_summary(self) -> dict[str, Any]:
         """What the last fit did, JSON-able (result fields shared by every model)."""
@@ -226,6 +239,10 @@ class Model(ABC):
             config["calibration"] = self.calibration_.to_dict()
         # keys sorted: canonical bytes, whatever order a resume restored the history in
         (directory / CONFIG_FILE).write_text(json.dumps(config, indent=1, sort_keys=True))
+        if getattr(self, "importance_", None):  # set by factory.training.train
+            from factory.evaluation.importance import IMPORTANCE_PNG, plot_importance
+
+            plot_importance(self.importance_, directory / IMPORTANCE_PNG, self.name)
 
     @classmethod
     def _read_config(cls, directory: Path) -> Model:

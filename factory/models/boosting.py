@@ -153,6 +153,7 @@ class BoostingModel(Model):
     }
     CHECKPOINT_FILE: ClassVar[str]  # the booster's file in a checkpoint
     MODEL_FILE: ClassVar[str]  # the booster's file in a bundle
+    GAIN_TYPE: ClassVar[str]  # what `_gain` gives (the library's name for it)
     exact_resume: ClassVar[bool] = False  # a resume is bit-exact even with sampling
     exact_cuts: ClassVar[bool] = False  # where chunks end never matters, even with sampling
 
@@ -163,6 +164,11 @@ class BoostingModel(Model):
     @abstractmethod
     def _predict(self, X: np.ndarray, n_trees: int) -> np.ndarray:
         """Class probabilities of the first `n_trees` rounds of `booster_`."""
+
+    @abstractmethod
+    def _gain(self) -> np.ndarray:
+        """The library's own importance (GAIN_TYPE) of each feature, trees up to the best
+        iteration where the library can limit them."""
 
     @abstractmethod
     def _write_booster(self, path: Path) -> None: ...
@@ -235,6 +241,11 @@ class BoostingModel(Model):
         self.n_rounds_ = int(state["rounds"])
 
     # --- predictions and bundles ----------------------------------------------------
+
+    def gain_importance(self) -> dict[str, Any]:
+        self._check_fitted()
+        values = np.asarray(self._gain(), dtype=np.float64)
+        return {"type": self.GAIN_TYPE, "values": values.tolist()}
 
     def _raw_proba(self, data: TrainingData, split: str) -> np.ndarray:
         self._check_fitted()

@@ -12,6 +12,10 @@ from typing import ClassVar
 
 from factory.errors import ConfigError
 from factory.models.params import Profiles, TrainingParams, tiny_and_default
+from factory.models.spaces import Space
+
+# the learning rate every boosting space searches (early stopping picks the rounds)
+_LEARNING_RATE = ("float", 0.01, 0.3, "log")
 
 CATBOOST_BOOTSTRAPS = ("Bayesian", "Bernoulli", "MVS", "No")
 
@@ -48,6 +52,16 @@ class XGBoostParams(BoostingParams):
     )
     POSITIVE = ("max_depth", "max_bin")
     FRACTIONS = ("subsample", "colsample_bytree")
+    # `submit --tune xgboost` (factory.models.spaces); sampling below 1 makes a resumed
+    # trial not bit-exact, which its result says
+    SEARCH_SPACE: ClassVar[Space] = {
+        "max_depth": ("int", 2, 10),
+        "learning_rate": _LEARNING_RATE,
+        "min_child_weight": ("float", 0.5, 20.0, "log"),
+        "subsample": ("float", 0.5, 1.0),
+        "colsample_bytree": ("float", 0.5, 1.0),
+        "reg_lambda": ("float", 1e-3, 10.0, "log"),
+    }
 
     max_depth: int = 6
     min_child_weight: float = 1.0
@@ -73,6 +87,14 @@ class LightGBMParams(BoostingParams):
     )
     POSITIVE = ("num_leaves", "min_data_in_leaf", "max_bin")
     FRACTIONS = ("feature_fraction", "bagging_fraction")
+    SEARCH_SPACE: ClassVar[Space] = {
+        "num_leaves": ("int", 7, 255, "log"),
+        "min_data_in_leaf": ("int", 10, 500, "log"),
+        "learning_rate": _LEARNING_RATE,
+        "feature_fraction": ("float", 0.5, 1.0),
+        "bagging_fraction": ("float", 0.5, 1.0),
+        "lambda_l2": ("float", 1e-3, 10.0, "log"),
+    }
 
     num_leaves: int = 63
     max_depth: int = -1  # -1: no limit
@@ -105,6 +127,15 @@ class CatBoostParams(BoostingParams):
     PROFILES: ClassVar[Profiles] = tiny_and_default(_TINY | {"depth": 4, "border_count": 32})
     POSITIVE = ("depth", "border_count")
     FRACTIONS = ("rsm", "subsample")
+    # the bootstrap stays the job's own (Bayesian by default): its temperature is searched
+    SEARCH_SPACE: ClassVar[Space] = {
+        "depth": ("int", 3, 10),
+        "learning_rate": _LEARNING_RATE,
+        "l2_leaf_reg": ("float", 1.0, 30.0, "log"),
+        "bagging_temperature": ("float", 0.0, 5.0),
+        "rsm": ("float", 0.5, 1.0),
+        "border_count": ("categorical", [32, 64, 128, 254]),
+    }
 
     depth: int = 6
     l2_leaf_reg: float = 3.0

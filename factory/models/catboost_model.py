@@ -76,10 +76,12 @@ class _Rounds:
 
 
 class _CatBoostSession(Session):
-    def __init__(self, p: CatBoostParams, data: TrainingData, raw: bytes | None) -> None:
+    def __init__(
+        self, p: CatBoostParams, data: TrainingData, raw: bytes | None, weights: np.ndarray
+    ) -> None:
         self.p = p
         X, y = data.tabular("train")
-        self.train_pool = Pool(X, y, weight=data.class_weights[y])
+        self.train_pool = Pool(X, y, weight=weights)
         self.train_pool.quantize(border_count=p.border_count)  # once, not at every chunk
         Xv, yv = data.tabular("val")
         self.val_pool = Pool(Xv, yv, weight=data.class_weights[yv])
@@ -156,12 +158,19 @@ class CatBoostModel(BoostingModel):
     CHECKPOINT_FILE = SNAPSHOT_FILE
     MODEL_FILE = "model.cbm"
     exact_resume = exact_cuts = True
+    GAIN_TYPE = "PredictionValuesChange"
 
     def _session(self, data: TrainingData, raw: bytes | None) -> Session:
-        return _CatBoostSession(self.params, data, raw)
+        return _CatBoostSession(self.params, data, raw, self._train_weights(data))
 
     def _predict(self, X: np.ndarray, n_trees: int) -> np.ndarray:
         return self.booster_.predict_proba(X, ntree_end=n_trees, thread_count=self.params.nthread)
+
+    def _gain(self) -> np.ndarray:
+        booster = self.booster_.copy()
+        if booster.tree_count_ > self.best_iteration_ + 1:
+            booster.shrink(ntree_end=self.best_iteration_ + 1)  # the trees it predicts with
+        return np.asarray(booster.get_feature_importance(type=self.GAIN_TYPE))
 
     def _write_booster(self, path: Path) -> None:
         canonical_copy(self.booster_).save_model(str(path), format="cbm")

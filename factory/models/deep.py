@@ -42,6 +42,7 @@ from torch import nn
 from factory.models.base import Model, host_rng_state, normalize_proba, set_host_rng_state
 from factory.models.deep_device import (
     amp_dtype,
+    check_amp,
     cuda_rng_state,
     enable_grad_checkpointing,
     free_device_memory,
@@ -94,7 +95,13 @@ def _logits(net: nn.Module, windows, device: torch.device, amp: torch.dtype | No
 class Trainer:
     """Everything one fit holds: data on the device, the network, optimizer, RNGs."""
 
-    def __init__(self, p: SequenceParams, data: TrainingData, build_net) -> None:
+    def __init__(
+        self,
+        p: SequenceParams,
+        data: TrainingData,
+        build_net,
+        row_weights: np.ndarray | None = None,
+    ) -> None:
         self.p = p
         self.device = pick_device(p)
         self.amp = amp_dtype(p, self.device)
@@ -103,6 +110,10 @@ class Trainer:
         self.y = torch.from_numpy(y).to(self.device)
         self.y_val = torch.from_numpy(y_val).to(self.device)
         self.class_w = torch.tensor(data.class_weights, dtype=torch.float32, device=self.device)
+        # per train row (sample_weight); None: the class weights alone, as ever
+        self.row_w = None
+        if row_weights is not None:
+            self.row_w = torch.tensor(row_weights, dtype=torch.float32, device=self.device)
         self.n_batches = -(-len(self.windows) // p.batch_size)
         self.micro = -(-p.batch_size // p.accumulation_steps)  # halved on out-of-memory
         random.seed(p.seed)
@@ -111,6 +122,7 @@ class Trainer:
         self.gen = torch.Generator().manual_seed(p.seed)
         self.epoch_gen_state = self.gen.get_state()
         self.net = build_net(data.n_features, p).to(self.device)
+        check_amp(self.net, self.device, self.amp)
         if p.grad_checkpointing:
             enable_grad_checkpointing(self.net)
         self.opt = torch.optim.AdamW(
@@ -200,16 +212,15 @@ class Trainer:
         self.net.train()
         self.opt.zero_grad(set_to_none=True)
         y = self.y[idx.to(self.device)]
-        total_w = self.class_w[y].sum()
+        w = None if self.row_w is None else self.row_w[idx.to(self.device)]
+        total_w = self.class_w[y].sum() if w is None else w.sum()
         loss_sum = torch.zeros((), device=self.device)
         for start in range(0, len(idx), self.micro):
             part = idx[start : start + self.micro]
             x = torch.from_numpy(self.windows.batch(part.numpy())).to(self.device)
             with self._autocast():
                 logits = self.net(x)
-            loss = F.cross_entropy(
-                logits.float(), y[start : start + self.micro], weight=self.class_w, reduction="sum"
-            )
+            loss = self._loss(logits.float(), y, w, slice(start, start + self.micro))
             scaled = loss / total_w
             (self.scaler.scale(scaled) if self.scaler else scaled).backward()
             loss_sum += loss.detach()
@@ -223,6 +234,13 @@ class Trainer:
         else:
             self.opt.step()
         return float(loss_sum), float(total_w)
+
+    def _loss(self, logits: torch.Tensor, y: torch.Tensor, w, part: slice) -> torch.Tensor:
+        """The summed weighted cross-entropy of the micro-batch `part` of a batch: class
+        weights, or each row's own weight `w` (sample_weight)."""
+        if w is None:
+            return F.cross_entropy(logits, y[part], weight=self.class_w, reduction="sum")
+        return (F.cross_entropy(logits, y[part], reduction="none") * w[part]).sum()
 
     def val_loss(self) -> float:
         logits = _logits(self.net, self.val_windows, self.device, self.amp)
@@ -278,7 +296,8 @@ class SequenceModel(Model):
         if torch.cuda.is_available():
             torch.backends.cudnn.deterministic = True
             torch.backends.cudnn.benchmark = False
-        t = Trainer(p, data, self.build_net)
+        row_w = None if p.sample_weight == "none" else self._train_weights(data)
+        t = Trainer(p, data, self.build_net, row_w)
         if checkpoint is not None:
             self._check_resumable(checkpoint)
             t.restore(checkpoint)

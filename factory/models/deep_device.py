@@ -15,6 +15,7 @@ the micro-batch on out-of-memory, the RNG states of CUDA, and gradient checkpoin
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
 import torch
@@ -42,6 +43,33 @@ def amp_dtype(p: Any, device: torch.device) -> torch.dtype | None:
         return CPU_AMP.get(p.amp)
     # auto = fp16 (+ GradScaler): cuDNN runs RNNs in bf16 only from cuDNN 9.13 on
     return torch.bfloat16 if p.amp == "bf16" else torch.float16
+
+
+@cache
+def cpu_runs_bf16_rnn() -> bool:
+    """Whether this CPU's oneDNN runs a recurrent layer under bf16 autocast (some CPUs,
+    e.g. AMD EPYCs without AVX-512 BF16, raise "could not create a primitive descriptor
+    for the LSTM forward propagation primitive"); probed once per process."""
+    net = nn.LSTM(2, 2, batch_first=True)
+    try:
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+            net(torch.zeros(1, 2, 2))
+    except RuntimeError:
+        return False
+    return True
+
+
+def check_amp(net: nn.Module, device: torch.device, amp: torch.dtype | None) -> None:
+    """A clear error, before any training, for a recurrent net under bf16 on a CPU that
+    cannot run it (see cpu_runs_bf16_rnn)."""
+    if device.type != "cpu" or amp is not torch.bfloat16:
+        return
+    recurrent = any(isinstance(m, nn.RNNBase) for m in net.modules())
+    if recurrent and not cpu_runs_bf16_rnn():
+        raise ConfigError(
+            "amp=bf16: this CPU cannot run a recurrent layer in bfloat16 (oneDNN has no "
+            "bf16 LSTM/GRU kernel for it); fix: amp=off on this machine, or train on a GPU"
+        )
 
 
 def grad_scaler(device: torch.device, amp: torch.dtype | None) -> torch.amp.GradScaler | None:

@@ -28,6 +28,7 @@ from typing import ClassVar
 
 from factory.errors import ConfigError
 from factory.models.params import Profiles, TrainingParams, tiny_and_default
+from factory.models.spaces import Space
 
 DEVICES = ("auto", "cpu", "cuda")
 AMP_MODES = ("auto", "bf16", "fp16", "off")
@@ -97,6 +98,16 @@ class LSTMParams(SequenceParams):
     # latency-bound, ~20 ms a step of 512, plus the window gather)
     PROFILES: ClassVar[Profiles] = tiny_and_default(_TINY | {"hidden_size": 16, "num_layers": 1})
     POSITIVE = ("hidden_size", "num_layers")
+    # `submit --tune lstm` (and gru, which shares these fields); the lookback stays the
+    # job's own: it may not exceed what the dataset was built for
+    SEARCH_SPACE: ClassVar[Space] = {
+        "hidden_size": ("categorical", [32, 64, 128, 256]),
+        "num_layers": ("int", 1, 3),
+        "dropout": ("float", 0.0, 0.5),
+        "learning_rate": ("float", 1e-4, 1e-2, "log"),
+        "weight_decay": ("float", 1e-6, 1e-2, "log"),
+        "batch_size": ("categorical", [128, 256, 512]),
+    }
 
     hidden_size: int = 128
     num_layers: int = 2

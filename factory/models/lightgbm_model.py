@@ -72,12 +72,14 @@ class _FirstChunk:
 
 
 class _LightGBMSession(Session):
-    def __init__(self, p: LightGBMParams, data: TrainingData, raw: bytes | None) -> None:
+    def __init__(
+        self, p: LightGBMParams, data: TrainingData, raw: bytes | None, weights: np.ndarray
+    ) -> None:
         self.p = p
         self.text = raw.decode() if raw is not None else None  # the booster's, if current
         self.booster: lgb.Booster | None = None  # live, with its training data
         X, y = data.tabular("train")
-        self.dtrain = lgb.Dataset(X, y, weight=data.class_weights[y])
+        self.dtrain = lgb.Dataset(X, y, weight=weights)
         Xv, yv = data.tabular("val")
         self.dval = lgb.Dataset(Xv, yv, weight=data.class_weights[yv], reference=self.dtrain)
 
@@ -124,12 +126,16 @@ class LightGBMModel(BoostingModel):
     CHECKPOINT_FILE = MODEL_FILE
     MODEL_FILE = MODEL_FILE
     exact_cuts = True
+    GAIN_TYPE = "gain"
 
     def _session(self, data: TrainingData, raw: bytes | None) -> Session:
-        return _LightGBMSession(self.params, data, raw)
+        return _LightGBMSession(self.params, data, raw, self._train_weights(data))
 
     def _predict(self, X: np.ndarray, n_trees: int) -> np.ndarray:
         return self.booster_.predict(X, num_iteration=n_trees, num_threads=self.params.nthread)
+
+    def _gain(self) -> np.ndarray:
+        return self.booster_.feature_importance(self.GAIN_TYPE, iteration=self.best_iteration_ + 1)
 
     def _write_booster(self, path: Path) -> None:
         path.write_text(canonical_model_text(self.booster_, self.params.n_estimators))

@@ -99,20 +99,26 @@ def check_positive(params: Any, *names: str) -> None:
 
 def tiny_and_default(tiny: dict[str, Any]) -> Profiles:
     """The profiles of a Params class: "tiny" (seconds on a CPU: tests, smoke runs; it
-    checkpoints at every boundary) and "default" (real sizes: the class defaults)."""
-    return {"tiny": {"checkpoint_min_interval_s": 0.0} | tiny, "default": {}}
+    checkpoints at every boundary, and its permutation importance is one pass over 300
+    validation rows) and "default" (real sizes: the class defaults)."""
+    quick = {"checkpoint_min_interval_s": 0.0, "importance_rows": 300, "importance_repeats": 1}
+    return {"tiny": quick | tiny, "default": {}}
 
 
 # the `calibration` parameter of every model (factory.models.calibration)
 CALIBRATION_METHODS = ("none", "temperature", "sigmoid", "isotonic")
 CALIBRATIONS = ("auto", *CALIBRATION_METHODS)
-POST_FIT_PARAMS = ("calibration",)  # used after training: a resume ignores them
+# the `sample_weight` parameter of every model (factory.training.weights)
+SAMPLE_WEIGHTS = ("none", "uniqueness", "uniqueness_decay")
+DEFAULT_TIME_DECAY = 0.5
+# used after training (calibration, feature importance): a resume ignores them
+POST_FIT_PARAMS = ("calibration", "importance_rows", "importance_repeats")
 
 
 @dataclass(frozen=True)
 class TrainingParams:
-    """The fields every model's Params has: its profile, checkpoint cadence, seed and
-    calibration;
+    """The fields every model's Params has: its profile, checkpoint cadence, seed,
+    sample weights, calibration and feature importance;
     and the checks that each subclass declares of its own fields: `POSITIVE` ones must
     be > 0, `FRACTIONS` must lie in (0, 1].
 
@@ -133,6 +139,18 @@ class TrainingParams:
     # fitted on the validation rows after the prior shift (factory.models.calibration):
     # auto = temperature for sequence models, sigmoid for the others; none = shift only
     calibration: str = "auto"
+    # the train rows' weights (factory.training.weights): none = the balanced class
+    # weights alone; uniqueness = times each label's average uniqueness over its span
+    # [t, t1] (AFML 4.4), renormalised within each class; uniqueness_decay = also times
+    # AFML 4.5's linear time decay, `time_decay` (in (-1, 1]) the oldest label's factor.
+    # Default none: on the planted-signal bench (bench/uniqueness.py) uniqueness did not
+    # help the tiny models (mixed, within run-to-run noise)
+    sample_weight: str = "none"
+    time_decay: float = DEFAULT_TIME_DECAY  # used by sample_weight=uniqueness_decay only
+    # permutation importance on at most this many validation rows (0: skip it; the gain
+    # importance of boosting models is always given), each feature permuted this often
+    importance_rows: int = 2000
+    importance_repeats: int = 2
 
     def __post_init__(self) -> None:
         check_positive(self, *self._declared("POSITIVE"))
@@ -145,11 +163,34 @@ class TrainingParams:
                 f"calibration={self.calibration!r} is unknown; "
                 f"fix: one of {', '.join(CALIBRATIONS)}"
             )
+        self._check_weights()
+        if self.importance_rows < 0 or self.importance_repeats < 1:
+            raise ConfigError(
+                f"importance_rows={self.importance_rows} must be >= 0 (0 skips) and "
+                f"importance_repeats={self.importance_repeats} >= 1"
+            )
         low, high = self.checkpoint_min_interval_s, self.checkpoint_every_s
         if not 0 <= low <= high:
             raise ConfigError(
                 f"checkpoint_min_interval_s={low} must lie in [0, checkpoint_every_s={high}]; "
                 "fix: lower it (0 checkpoints at every boundary)"
+            )
+
+    def _check_weights(self) -> None:
+        if self.sample_weight not in SAMPLE_WEIGHTS:
+            raise ConfigError(
+                f"sample_weight={self.sample_weight!r} is unknown; "
+                f"fix: one of {', '.join(SAMPLE_WEIGHTS)}"
+            )
+        if not -1.0 < self.time_decay <= 1.0:
+            raise ConfigError(
+                f"time_decay={self.time_decay} must lie in (-1, 1] (1: no decay, 0: down "
+                "to 0 for the oldest label, below 0: the oldest fraction gets no weight)"
+            )
+        if self.sample_weight != "uniqueness_decay" and self.time_decay != DEFAULT_TIME_DECAY:
+            raise ConfigError(
+                f"time_decay={self.time_decay} has no effect with "
+                f"sample_weight={self.sample_weight}; fix: add sample_weight=uniqueness_decay"
             )
 
     @classmethod

@@ -42,9 +42,10 @@ def booster_params(p: XGBoostParams) -> dict[str, Any]:
     }
 
 
-def _matrix(p: XGBoostParams, data: TrainingData, split: str, ref=None) -> xgb.DMatrix:
+def _matrix(p: XGBoostParams, data: TrainingData, split: str, ref=None, w=None) -> xgb.DMatrix:
+    """`split`'s rows, weighted by `w` (default: the class weights)."""
     X, y = data.tabular(split)
-    w = data.class_weights[y]
+    w = data.class_weights[y] if w is None else w
     return xgb.QuantileDMatrix(X, y, weight=w, ref=ref, max_bin=p.max_bin, nthread=p.nthread)
 
 
@@ -60,10 +61,12 @@ class _Rounds(xgb.callback.TrainingCallback):
 
 
 class _XGBoostSession(Session):
-    def __init__(self, p: XGBoostParams, data: TrainingData, raw: bytes | None) -> None:
+    def __init__(
+        self, p: XGBoostParams, data: TrainingData, raw: bytes | None, weights: np.ndarray
+    ) -> None:
         self.p = p
         self.raw = raw  # the booster, as UBJ bytes
-        self.dtrain = _matrix(p, data, "train")
+        self.dtrain = _matrix(p, data, "train", w=weights)
         self.dval = _matrix(p, data, "val", ref=self.dtrain)
 
     def train(self, start: int, until: int, after_round: Callable[[float], bool]) -> None:
@@ -92,9 +95,10 @@ class XGBoostModel(BoostingModel):
     Params = XGBoostParams
     CHECKPOINT_FILE = "booster.ubj"
     MODEL_FILE = "model.ubj"
+    GAIN_TYPE = "total_gain"
 
     def _session(self, data: TrainingData, raw: bytes | None) -> Session:
-        return _XGBoostSession(self.params, data, raw)
+        return _XGBoostSession(self.params, data, raw, self._train_weights(data))
 
     def _upgrade_format1(self, train: dict[str, Any]) -> dict[str, Any]:
         """Format 1 kept `time_cut` (a chunk cut by wall time) and no record of earlier
@@ -104,6 +108,11 @@ class XGBoostModel(BoostingModel):
 
     def _predict(self, X: np.ndarray, n_trees: int) -> np.ndarray:
         return self.booster_.inplace_predict(X, iteration_range=(0, n_trees))
+
+    def _gain(self) -> np.ndarray:
+        booster = self.booster_[: self.best_iteration_ + 1]
+        score = booster.get_score(importance_type=self.GAIN_TYPE)  # {"f<i>": gain}, used only
+        return np.array([score.get(f"f{i}", 0.0) for i in range(self.n_features_in_)])
 
     def _write_booster(self, path: Path) -> None:
         self.booster_.save_model(str(path))

@@ -1,2 +1,2 @@
 """Training: model-ready arrays, the training context, checkpoints, one train job,
-purged CV folds and the stacking ensemble."""
+CV splits (purged k-fold, walk-forward, combinatorial purged CV) and the stacking ensemble."""

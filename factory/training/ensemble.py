@@ -7,6 +7,16 @@ the count is reported. Tabular and sequence models predict the same decision row
 
 The meta-learners ("logistic", "greedy") are in factory.training.stacking.
 
+The ensemble stacks on whichever CV scheme ran (factory.training.cv_schemes.stacking_oof),
+and only ever on rows predicted out of sample:
+- purged k-fold: every eligible row, predicted once by the fold that tested it;
+- walk-forward: the rows of the tested blocks only (the first block is never tested,
+  so it has no OOF prediction and the meta-learner never sees it);
+- cpcv: CPCV's path 0, one prediction per row from the first split that tested it (a
+  single model's prediction, as a member's own test prediction is); the result also
+  scores every member on each of the phi paths (`cv_paths`), the spread AFML ch. 12
+  is after.
+
 `run_ensemble` fits the meta-learner on the aligned OOF rows, then predicts the test
 period with the members' `train` bundles (checksums verified) and evaluates it as a
 train job's test split is evaluated; factory.bundle.save_ensemble_bundle writes a
@@ -27,6 +37,7 @@ from factory.errors import ConfigError, FactoryError
 from factory.evaluation.backtest import DEFAULT_THRESHOLD
 from factory.evaluation.metrics import predictions_sha256
 from factory.evaluation.scores import class_prior, classification_report
+from factory.training.cv_schemes import CvScheme, assemble_paths, stacking_oof
 from factory.training.results import job_result, scores, with_backtest
 from factory.training.stacking import meta_learner
 from factory.training.training_data import load_training_data
@@ -88,6 +99,15 @@ def _member_metrics(on_oof: tuple, on_test: tuple) -> dict[str, Any]:
     }
 
 
+def path_metrics(frames: list[pd.DataFrame], scheme: CvScheme) -> list[dict[str, Any]]:
+    """A model's short scores on each CPCV test path (prior: the path's class frequencies)."""
+    out = []
+    for path in assemble_paths(frames, scheme.groups, scheme.test_groups):
+        y, p = path["y"].to_numpy(dtype=np.int64), path[list(PROBA_COLUMNS)].to_numpy()
+        out.append(_short(classification_report(y, p, class_prior(y))))
+    return out
+
+
 def _check_members(oof_by_model: dict[str, list], bundles_by_model: dict[str, Any]) -> list[str]:
     """The member names: those with both OOF predictions and a bundle (at least two)."""
     members = list(oof_by_model)
@@ -108,13 +128,17 @@ def run_ensemble(
     bundle_dir: str | Path | None = None,
     threshold: float = DEFAULT_THRESHOLD,
     meta_params: dict[str, Any] | None = None,
+    scheme: CvScheme | None = None,
 ) -> tuple[dict[str, Any], Path | None]:
     """Fit the meta-learner on aligned OOF rows, evaluate on the test period with the
-    members' bundles; (JSON-able result, the ensemble bundle or None)."""
+    members' bundles; (JSON-able result, the ensemble bundle or None). `scheme` is the
+    CV scheme the OOF frames come from (None: purged k-fold); for cpcv each model's
+    frames must be in split order (frames[i]: split i's)."""
     start = time.perf_counter()
     members = _check_members(oof_by_model, bundles_by_model)
     meta = meta_learner(method, **(meta_params or {}))
-    aligned, dropped = assemble_oof(oof_by_model)
+    cv = scheme or CvScheme()
+    aligned, dropped = assemble_oof({m: stacking_oof(f, cv) for m, f in oof_by_model.items()})
     y_oof = aligned["y"].to_numpy()
     oof = [model_proba(aligned, m) for m in members]
     meta.fit(oof, y_oof)
@@ -136,6 +160,9 @@ def run_ensemble(
         m: _member_metrics((y_oof, p, oof_prior), (y_test, t, prior))
         for m, p, t in zip(members, oof, test, strict=True)
     }
+    fields["cv"] = cv.describe() | {"stacked_on": "path 0" if cv.name == "cpcv" else "oof"}
+    if cv.name == "cpcv":
+        fields["cv_paths"] = {m: path_metrics(oof_by_model[m], cv) for m in members}
     fields["test_predictions_sha256"] = predictions_sha256(proba)
     head = {"method": method, "members": members}
     result = job_result(ENSEMBLE, ENSEMBLE, data, start, fields, head=head)

@@ -2,8 +2,11 @@
 
 This is what `factory train` runs in-process and what a worker's train job calls:
 load the dataset at a horizon, fit (resuming from the context's latest checkpoint),
-evaluate on val and test, and return a JSON-able result. `run_training` also saves
-the fitted model as a bundle (factory.bundle).
+evaluate on val and test, and return a JSON-able result: with the train rows' sample
+weights (factory.training.weights) and the top 20 features by permutation importance on
+the validation rows (and by gain for boosting models; factory.evaluation.importance).
+`run_training` also saves the fitted model as a bundle (factory.bundle), whose
+importance.png plots them.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from typing import Any
 
 from factory.bundle import save_bundle
 from factory.evaluation.backtest import DEFAULT_THRESHOLD
+from factory.evaluation.importance import feature_importance
 from factory.evaluation.metrics import predictions_sha256
 from factory.evaluation.scores import class_prior
 from factory.models import get_model, resolve_params
@@ -22,6 +26,7 @@ from factory.models.base import Model
 from factory.training.context import TrainingContext
 from factory.training.results import job_result, scores, with_backtest
 from factory.training.training_data import TrainingData, load_training_data
+from factory.training.weights import weights_summary
 
 UNCALIBRATED_KEYS = ("log_loss_skill", "brier_skill", "calibration_error")
 
@@ -68,6 +73,11 @@ def train_model(
     fields = {"params": dataclasses.asdict(resolved), "metrics": metrics}
     fields["test_predictions_sha256"] = test_sha
     fields["calibration"] = calibration_summary(model, data)
+    fields["sample_weight"] = weights_summary(data, resolved.sample_weight, resolved.time_decay)
+    model.importance_ = feature_importance(  # on val rows; the bundle plots it
+        model, data, resolved.importance_rows, resolved.importance_repeats, resolved.seed
+    )
+    fields["importance"] = model.importance_
     result = job_result(model_name, model.kind, data, start, fields, summary=model.fit_summary())
     return result, model
 

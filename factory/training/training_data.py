@@ -47,6 +47,9 @@ class TrainingData:
     dataset_id: str
     dataset_dir: Path
     index: pd.DatetimeIndex = field(repr=False)
+    # (n_all,) int64: the row where each row's label is decided (its t1), -1 where the
+    # label is undefined; None when not loaded (inference). factory.training.weights
+    t1_rows: np.ndarray | None = field(default=None, repr=False)
 
     @property
     def n_features(self) -> int:
@@ -108,6 +111,26 @@ def balanced_class_weights(y: np.ndarray, n_classes: int = N_CLASSES) -> np.ndar
     return weights
 
 
+def _epoch_ns(values) -> np.ndarray:
+    idx = pd.DatetimeIndex(values)
+    if idx.tz is not None:
+        idx = idx.tz_convert("UTC").tz_localize(None)
+    return idx.as_unit("ns").asi8
+
+
+def label_end_rows(index: pd.DatetimeIndex, t1) -> np.ndarray:
+    """(n,) int64: the position in `index` of each row's label end t1 (a bar of the
+    index: labels are decided at a bar), -1 where t1 is NaT."""
+    ts, ends = _epoch_ns(index), _epoch_ns(t1)
+    known = ~np.asarray(pd.isna(t1))
+    out = np.full(len(ends), -1, dtype=np.int64)
+    pos = np.searchsorted(ts, ends[known], side="right") - 1
+    out[known] = pos
+    if np.any(pos < 0) or np.any(ts[pos] != ends[known]):
+        raise FactoryError("a label's t1 is not a bar of the dataset; fix: rebuild the dataset")
+    return out
+
+
 def _check_horizon(manifest: DatasetManifest, horizon: int | None, directory: Path) -> int:
     available = list(manifest.horizons)
     if horizon is None:
@@ -128,12 +151,14 @@ def load_training_data(dataset_dir: str | Path, horizon: int | None = None) -> T
     manifest = load_verified(directory)
     horizon = _check_horizon(manifest, horizon, directory)
     label_col = f"label_h{horizon}"
-    labels = pd.read_parquet(directory / LABELS_FILE, columns=[label_col, "split", "usable"])
+    columns = [label_col, f"t1_h{horizon}", "split", "usable"]
+    labels = pd.read_parquet(directory / LABELS_FILE, columns=columns)
     feats = pd.read_parquet(directory / FEATURES_FILE)
     scaler = Scaler.from_dict(json.loads((directory / SCALER_FILE).read_text()))
     X = np.ascontiguousarray(scaler.transform(feats[list(scaler.columns)]), dtype=np.float32)
 
     label = labels[label_col]
+    t1_rows = label_end_rows(feats.index, labels[f"t1_h{horizon}"])
     defined = label.notna().to_numpy()
     y = np.full(len(labels), NO_LABEL, dtype=np.int64)
     y[defined] = label[defined].to_numpy(dtype=np.int64) + 1
@@ -159,4 +184,5 @@ def load_training_data(dataset_dir: str | Path, horizon: int | None = None) -> T
         dataset_id=manifest.dataset_id,
         dataset_dir=directory,
         index=feats.index,
+        t1_rows=t1_rows,
     )

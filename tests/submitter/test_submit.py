@@ -56,6 +56,42 @@ def test_the_same_submission_twice_creates_nothing_new(base_args, redis_server):
 
 
 @pytest.mark.parametrize(
+    ("flags", "splits"),
+    [
+        (["--cv", "walk-forward", "--steps", "3", "--window", "sliding"], 3),
+        (["--cv", "cpcv", "--groups", "4", "--test-groups", "2"], 6),
+    ],
+)
+def test_each_cv_scheme_submits_one_cv_job_per_split(base_args, flags, splits):
+    proc = submit("--models", "xgboost,lstm", *flags, *base_args, "--json")
+    assert proc.returncode == 0, proc.stderr
+    plan = json.loads(proc.stdout)
+    kinds = sorted(j["kind"] for j in plan["jobs"])
+    assert kinds == ["cv"] * (2 * splits) + ["ensemble", "report", "train", "train"]
+    with open(f"{base_args[-1]}/ledger/{plan['plan_id']}.json") as fh:
+        ledger = json.load(fh)
+    scheme = {"scheme": flags[1], **ledger["submitted"]["cv"]}
+    assert ledger["submitted"]["cv"]["scheme"] == flags[1]
+    for job in ledger["jobs"]:
+        if job["spec"]["kind"] in ("cv", "ensemble"):
+            assert job["spec"]["cv"] == scheme and job["spec"]["folds"] == splits
+
+
+def test_submit_help_documents_the_cv_schemes():
+    out = submit("--help").stdout
+    for flag in (
+        "--cv",
+        "walk-forward",
+        "cpcv",
+        "--steps",
+        "--window",
+        "--groups",
+        "--test-groups",
+    ):
+        assert flag in out
+
+
+@pytest.mark.parametrize(
     ("extra", "message"),
     [
         (["--models", "xgboost,randomforest"], "unknown model(s) ['randomforest']"),
@@ -63,6 +99,9 @@ def test_the_same_submission_twice_creates_nothing_new(base_args, redis_server):
         (["--models", "xgboost", "--param", "max_depth=deep"], "max_depth='deep' is not a valid"),
         (["--models", "xgboost", "--param", "lstm.epochs=3"], "not in --models"),
         (["--models", "xgboost", "--param", "noequals"], "is not KEY=VALUE"),
+        (["--models", "xgboost", "--steps", "3"], "--steps is for --cv walk-forward"),
+        (["--models", "xgboost", "--cv", "cpcv", "--folds", "3"], "--folds is for --cv purged"),
+        (["--models", "xgboost", "--cv", "cpcv", "--test-groups", "6"], "--test-groups 6"),
     ],
 )
 def test_bad_submissions_fail_in_one_line_and_enqueue_nothing(

@@ -41,12 +41,44 @@ CLI_PARAMS = {
         "checkpoint_every_rounds=20",
     ],
     "lstm": ["profile=tiny", "epochs=8", "patience=8", "checkpoint_every_s=0.25"],
-    "gru": ["profile=tiny", "epochs=8", "patience=8", "checkpoint_every_s=0.25"],
-    "patchtst": ["profile=tiny", "epochs=3", "patience=3", "checkpoint_every_s=0.25"],
-    "tcn": ["profile=tiny", "epochs=6", "patience=6", "checkpoint_every_s=0.25"],
-    "itransformer": ["profile=tiny", "epochs=4", "patience=4", "checkpoint_every_s=0.25"],
-    "tft": ["profile=tiny", "epochs=3", "patience=3", "checkpoint_every_s=0.25"],
+    "gru": [
+        "profile=tiny",
+        "epochs=8",
+        "patience=8",
+        "checkpoint_every_s=0.25",
+        "importance_rows=0",
+    ],
+    "patchtst": [
+        "profile=tiny",
+        "epochs=3",
+        "patience=3",
+        "checkpoint_every_s=0.25",
+        "importance_rows=0",
+    ],
+    "tcn": [
+        "profile=tiny",
+        "epochs=6",
+        "patience=6",
+        "checkpoint_every_s=0.25",
+        "importance_rows=0",
+    ],
+    "itransformer": [
+        "profile=tiny",
+        "epochs=4",
+        "patience=4",
+        "checkpoint_every_s=0.25",
+        "importance_rows=0",
+    ],
+    "tft": [
+        "profile=tiny",
+        "epochs=3",
+        "patience=3",
+        "checkpoint_every_s=0.25",
+        "importance_rows=0",
+    ],
 }
+# importance_rows=0: the permutation importance of these deep models (seconds each, at
+# every one of a test's runs) is covered by lstm's and by tests/factory/evaluation
 MAX_KILL_DELAY_S = 0.5
 
 

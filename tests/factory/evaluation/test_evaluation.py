@@ -157,6 +157,11 @@ def test_train_results_carry_the_evaluation():
     bt = result["metrics"]["test"]["backtest"]
     assert bt["rows"] == result["metrics"]["test"]["n"]
     assert bt["trades"] == bt["long"] + bt["short"]
+    # the per-day series that PBO and the deflated Sharpe read: one entry per trading day
+    daily = bt["daily"]
+    assert len(daily["date"]) == len(daily["pnl_usd"]) == bt["days"]
+    assert daily["date"] == sorted(daily["date"])
+    assert sum(daily["pnl_usd"]) == pytest.approx(bt["pnl_usd"])
 
 
 def test_the_reliability_curve_bins_the_top_label():

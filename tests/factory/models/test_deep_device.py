@@ -85,6 +85,10 @@ def test_amp_defaults_are_unchanged_on_a_cpu():
     assert deep_device.grad_scaler(cpu, torch.bfloat16) is None
 
 
+@pytest.mark.skipif(
+    not deep_device.cpu_runs_bf16_rnn(),
+    reason="this CPU has no bf16 LSTM kernel (the test after this one covers that case)",
+)
 def test_bf16_autocast_on_a_cpu_trains_in_bf16_and_resumes_exactly(data, tmp_path):
     seen = []
     p = params(amp="bf16")
@@ -96,6 +100,13 @@ def test_bf16_autocast_on_a_cpu_trains_in_bf16_and_resumes_exactly(data, tmp_pat
     assert same and resumed.amp_ is torch.bfloat16
     fp32 = fit("lstm", params(), data, tmp_path / "fp32")
     assert fp32.predict_proba(data, "test").tobytes() != whole.predict_proba(data, "test").tobytes()
+
+
+def test_bf16_lstm_on_a_cpu_without_the_kernel_is_refused_before_training(data, monkeypatch):
+    monkeypatch.setattr(deep_device, "cpu_runs_bf16_rnn", lambda: False)
+    with pytest.raises(ConfigError, match=r"amp=bf16.*fix: amp=off"):
+        Trainer(params(amp="bf16"), data, get_model("lstm").build_net)
+    Trainer(params("tcn", amp="bf16"), data, get_model("tcn").build_net)  # no recurrent layer
 
 
 def test_fp16_grad_scaler_is_checkpointed_and_resumes_exactly(data, tmp_path, monkeypatch):
