@@ -1,5 +1,6 @@
-"""Files written whole: a file's sha256 (and a manifest's entry of it), and a folder that
-appears complete or not at all."""
+"""Files written whole: a file's sha256 (and a manifest's entry of it), a folder that
+appears complete or not at all, and guarded copies into a shared storage (a `guard`
+called before each chunk may raise to stop the copy: a leased attempt's lease check)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import hashlib
 import os
 import re
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,6 +51,40 @@ def replace_dir(tmp: Path, final: Path) -> None:
     os.rename(final, old)
     os.rename(tmp, final)
     shutil.rmtree(old, ignore_errors=True)
+
+
+COPY_CHUNK_BYTES = 4 << 20  # a guarded copy asks its guard again after each chunk
+
+
+def no_guard() -> None:
+    return None
+
+
+def copy_synced(src: Path, dst: Path, guard: Callable[[], None] = no_guard) -> None:
+    """Copy `src` to `dst` and fsync it, calling `guard` before each chunk."""
+    with open(src, "rb") as fin, open(dst, "wb") as fout:
+        while True:
+            chunk = fin.read(COPY_CHUNK_BYTES)
+            if not chunk:
+                break
+            guard()
+            fout.write(chunk)
+        fout.flush()
+        os.fsync(fout.fileno())
+
+
+def copy_tree_guarded(src: Path, dst: Path, guard: Callable[[], None] = no_guard) -> None:
+    """Copy folder `src` to a new folder `dst`, file by file through `copy_synced`;
+    `guard` is called before `dst` is made and before each chunk of each file."""
+    guard()
+    dst.mkdir(parents=True)
+    for path in sorted(src.rglob("*")):
+        target = dst / path.relative_to(src)
+        if path.is_dir():
+            target.mkdir(exist_ok=True)
+        elif path.is_file():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            copy_synced(path, target, guard)
 
 
 @dataclass(frozen=True)

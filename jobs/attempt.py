@@ -3,11 +3,14 @@ fenced finalize and promotion.
 
 The worker parent claimed the lease (attempt N) before it forked and described it in
 the environment (jobs.attempt_env). A runner (jobs.kinds) writes an output that must
-appear only once (a bundle, a fold's out-of-fold folder) into `staged_dir()`, named
-after the attempt, and records `final_dir()` in its result. `publish` then makes the
-result final through the fenced compare-and-set (jobs.lease) and, only when it won,
-moves the staged folder into place; an attempt that lost its lease removes what it
-staged and publishes nothing.
+appear only once (a bundle, a fold's out-of-fold folder) into `staged_dir()`, a local
+folder named after the attempt, and records `final_dir()` in its result. `publish`
+copies it into the shared storage's `models/.staged/<job>-<N>`, asking the lease again
+before each chunk (a superseded attempt writes nothing there), makes the result final
+through the fenced compare-and-set (jobs.lease) and, only when it won, renames the
+copy into place; an attempt that lost its lease removes what it staged and copied and
+publishes nothing. `remove_leftovers`, run as an attempt starts, removes the shared
+copies earlier attempts of the job left behind (killed mid-copy or before renaming).
 """
 
 from __future__ import annotations
@@ -16,11 +19,14 @@ import json
 import logging
 import os
 import shutil
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from factory.layout import Layout
+from factory.files import copy_tree_guarded
+from factory.layout import STAGED, Layout
+from factory.training.context import Superseded
 from jobs.attempt_env import AttemptEnv, stop_requested
 from jobs.lease import REDIS_OUTAGE_S, Lease, Leases, RedisUnreachable, call_with_retry
 
@@ -33,6 +39,7 @@ class Attempt:
     leases: Leases
     env: AttemptEnv
     staged_: Path | None = field(default=None, init=False)  # set by staged_dir()
+    shared_: Path | None = field(default=None, init=False)  # its copy in the storage
 
     @classmethod
     def of(cls, job_id: str, worker_name: str, connection, env: AttemptEnv) -> Attempt:
@@ -58,9 +65,44 @@ class Attempt:
         return stop_requested()
 
     def staged_dir(self) -> Path:
-        """Where this attempt writes its one-time output before it is final."""
-        self.staged_ = self.layout.staged_bundle_dir(self.job_id, self.lease.attempt)
+        """Where this attempt writes its one-time output before it is final: a local
+        folder (nothing reaches the shared storage before `publish` checks the lease)."""
+        root = Path(tempfile.gettempdir()) / "mlf-staged"
+        self.staged_ = root / self.layout.staged_bundle_dir(self.job_id, self.lease.attempt).name
+        shutil.rmtree(self.staged_, ignore_errors=True)  # a previous try in this same VM
+        self.staged_.parent.mkdir(parents=True, exist_ok=True)
         return self.staged_
+
+    def remove_leftovers(self) -> list[str]:
+        """Remove the shared copies (`models/.staged/<job>-<n>`) that attempts before this
+        one left behind; the names removed."""
+        root, prefix = self.layout.models_root() / STAGED, f"{self.job_id}-"
+        removed = []
+        for path in sorted(root.glob(f"{prefix}*")) if root.is_dir() else ():
+            number = path.name[len(prefix) :]
+            if number.isdigit() and int(number) < self.lease.attempt and path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+                removed.append(path.name)
+        if removed:
+            log.info("job %s attempt %s: removed %s", *self._name(), removed)
+        return removed
+
+    def _guard(self) -> None:
+        """Raise Superseded unless this attempt still holds its lease."""
+        try:
+            holds = call_with_retry(self.leases.holds, self.lease, window_s=self.env.lease_ttl_s)
+        except RedisUnreachable as exc:
+            raise Superseded(str(exc)) from exc
+        if not holds:
+            raise Superseded(f"job {self.job_id} attempt {self.lease.attempt} lost its lease")
+
+    def _upload(self) -> None:
+        """Copy the local staged folder into the shared storage (lease-guarded)."""
+        if self.staged_ is None or not self.staged_.exists():
+            return
+        self.shared_ = self.layout.staged_bundle_dir(self.job_id, self.lease.attempt)
+        shutil.rmtree(self.shared_, ignore_errors=True)
+        copy_tree_guarded(self.staged_, self.shared_, self._guard)
 
     def final_dir(self) -> Path:
         """Where that output lives once this attempt's result is final."""
@@ -70,6 +112,12 @@ class Attempt:
         """Make `result` final (fenced) and promote the staged output; False when a
         newer attempt owns the job (nothing of this one is left then)."""
         result["attempt"] = self.lease.attempt
+        try:
+            self._upload()
+        except Superseded as exc:
+            log.warning("job %s attempt %s: output not copied (%s)", *self._name(), exc)
+            self.discard()
+            return False
         try:  # waiting out a long outage cannot make the compare-and-set wrong
             final = call_with_retry(
                 self.leases.finalize,
@@ -84,12 +132,18 @@ class Attempt:
         if not final:
             self.discard()
             return False
-        if self.staged_ is not None and self.staged_.exists():
-            self._promote(self.staged_, self.final_dir())
+        if self.shared_ is not None:
+            self._promote(self.shared_, self.final_dir())
+        self._remove_local()
         return True
 
     def discard(self) -> None:
-        """Remove what this attempt staged (it will never be final)."""
+        """Remove what this attempt staged and copied (it will never be final)."""
+        self._remove_local()
+        if self.shared_ is not None:
+            shutil.rmtree(self.shared_, ignore_errors=True)
+
+    def _remove_local(self) -> None:
         if self.staged_ is not None:
             shutil.rmtree(self.staged_, ignore_errors=True)
 

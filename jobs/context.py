@@ -2,7 +2,10 @@
 
 Checkpoint files go through factory's CheckpointStore (atomic, checksummed); making
 one "latest" is a compare-and-set on the attempt's lease (jobs.lease), so a
-superseded attempt publishes nothing. The same store's manifest on disk is the
+superseded attempt publishes nothing. It writes nothing into the storage either: the
+store stages each checkpoint locally and asks the lease again (`_guard`: one GET)
+before each chunk it copies in, and the next attempt removes what a superseded one
+left behind (`latest_checkpoint`). The same store's manifest on disk is the
 ledger `factory recover` rebuilds from.
 """
 
@@ -72,8 +75,19 @@ class RedisContext:
     def should_stop(self) -> bool:
         return bool(self._stop_flag())
 
+    def _guard(self) -> None:
+        """Raise Superseded unless this attempt still holds its lease (checked right
+        before each copy into the shared storage)."""
+        if not self._call(self.leases.holds, self.lease):
+            log.warning(
+                "job %s attempt %s superseded: stops copying into the storage",
+                self.job_id,
+                self.attempt,
+            )
+            raise Superseded(f"job {self.job_id} attempt {self.attempt} lost its lease")
+
     def save_checkpoint(self, step: int, files: dict[str, bytes], state: dict[str, Any]) -> bool:
-        record = self.store.write(self.attempt, step, files, state)
+        record = self.store.write(self.attempt, step, files, state, guard=self._guard)
         published = self._call(
             self.leases.publish_checkpoint,
             self.lease,
@@ -100,7 +114,11 @@ class RedisContext:
         return records or self.store.records()  # after a Redis wipe: the ledger on disk
 
     def latest_checkpoint(self) -> Checkpoint | None:
-        checkpoint = self.store.latest(self.published_records(), wait_s=self._wait_s)
+        """The newest published checkpoint that is really present; what earlier attempts
+        left unpublished (copies cut short, refused checkpoints) is removed first."""
+        records = self.published_records()
+        self.store.remove_leftovers(self.attempt, {r.dirname for r in records})
+        checkpoint = self.store.latest(records, wait_s=self._wait_s)
         self.resumed_from = checkpoint.step if checkpoint else None
         self.connection.hset(
             keys.state(self.job_id), "resumed_from", "" if checkpoint is None else checkpoint.step

@@ -48,6 +48,7 @@ def run_job(spec_json: str) -> dict[str, Any]:
     job = get_current_job()
     env = AttemptEnv.from_env()
     attempt = Attempt.of(job.id, os.environ["RQ_WORKER_ID"], job.connection, env)
+    attempt.remove_leftovers()  # what superseded attempts left in the shared storage
     try:
         result = run_spec(spec, attempt, job.connection, job.dependency_ids)
     except StopTraining:

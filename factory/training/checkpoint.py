@@ -7,6 +7,13 @@ name, fsynced, read back and checksummed, then renamed: it is never visible unde
 final name half-written. Publication (the manifest) is a separate step, so that a
 fenced caller can refuse it. Files are the caller's bytes and the state is JSON: no
 pickle anywhere.
+
+A caller that may lose the right to write (a leased attempt: jobs.context) passes a
+`guard` to `write`: it is called before the `.tmp-*` folder is made and before each
+chunk copied into the storage, and raises to stop the copy (what was copied is then
+removed). A frozen attempt that wakes up past its lease thus stops at its next chunk,
+and one killed mid-copy leaves a `.tmp-*` folder that the job's next attempt removes
+(`remove_leftovers`), with every unpublished checkpoint folder of an earlier attempt.
 """
 
 from __future__ import annotations
@@ -21,11 +28,13 @@ import shutil
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from factory.errors import FactoryError
+from factory.files import copy_synced, no_guard
 from factory.layout import Layout
 from factory.training.context import Checkpoint
 
@@ -126,13 +135,6 @@ def _fsync_dir(path: Path) -> None:
             os.close(fd)
 
 
-def _copy_synced(src: Path, dst: Path) -> None:
-    with open(src, "rb") as fin, open(dst, "wb") as fout:
-        shutil.copyfileobj(fin, fout, 1 << 20)
-        fout.flush()
-        os.fsync(fout.fileno())
-
-
 def _read_back(path: Path, expected: bytes) -> None:
     """Raise CheckpointCorrupt unless `path` now holds exactly `expected`."""
     got = path.read_bytes()
@@ -200,9 +202,15 @@ class CheckpointStore:
         self.manifest_path = self.job_dir / MANIFEST_FILE
 
     def write(
-        self, attempt: int, step: int, files: dict[str, bytes], state: dict
+        self,
+        attempt: int,
+        step: int,
+        files: dict[str, bytes],
+        state: dict,
+        guard: Callable[[], None] = no_guard,
     ) -> CheckpointRecord:
-        """Write a checkpoint under its final name, verified; do not publish it."""
+        """Write a checkpoint under its final name, verified; do not publish it. `guard`
+        (see the module docstring) may raise to stop before anything more is copied."""
         payload = _payload(attempt, step, files, state)
         dirname = f"{attempt}-{step}"
         self.job_dir.mkdir(parents=True, exist_ok=True)
@@ -212,15 +220,19 @@ class CheckpointStore:
         tmp = self.job_dir / f".tmp-{dirname}-{uuid.uuid4().hex[:8]}"
         try:
             for name, data in payload.items():
-                (staging / name).write_bytes(data)
+                (staging / name).write_bytes(data)  # local: costs the storage nothing
+            guard()
             tmp.mkdir()
             for name, data in payload.items():
-                _copy_synced(staging / name, tmp / name)
+                copy_synced(staging / name, tmp / name, guard)
                 _read_back(tmp / name, data)
             _fsync_dir(tmp)
+            guard()
             self._install(tmp, self.job_dir / dirname)
-        except BaseException:
+        except BaseException as exc:
             shutil.rmtree(tmp, ignore_errors=True)
+            if isinstance(exc, Exception):
+                guard()  # superseded: the newer attempt may have removed this copy
             raise
         finally:
             shutil.rmtree(staging, ignore_errors=True)
@@ -299,6 +311,33 @@ class CheckpointStore:
             stale = match is not None and int(match.group(2)) < oldest
             if stale and path.name not in keep_names and path.is_dir():
                 shutil.rmtree(path, ignore_errors=True)
+
+    def remove_leftovers(self, attempt: int, published: set[str]) -> list[str]:
+        """Remove what attempts before `attempt` left and never published: `.tmp-*`
+        folders (a copy cut short) and checkpoint folders named neither in `published`
+        nor in the manifest; the names removed. A manifest that cannot be read removes
+        nothing (its checkpoints may be the only ones left)."""
+        try:
+            keep = published | {r.dirname for r in self.records()}
+        except CheckpointCorrupt as exc:
+            log.warning("%s: leftovers kept, manifest unreadable (%s)", self.job_dir, exc)
+            return []
+        removed = []
+        for path in self._entries():
+            match = _FINAL_DIR.fullmatch(path.name) or _TMP_DIR.fullmatch(path.name)
+            older = match is not None and int(match.group(1)) < attempt
+            if older and path.name not in keep and path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+                removed.append(path.name)
+        if removed:
+            log.info("job %s: removed %s left by earlier attempts", self.job_id, sorted(removed))
+        return sorted(removed)
+
+    def _entries(self) -> list[Path]:
+        try:
+            return list(self.job_dir.iterdir())
+        except FileNotFoundError:
+            return []
 
     def discard(self, record: CheckpointRecord) -> None:
         """Remove an unpublished checkpoint's directory (fencing refused to publish it)."""

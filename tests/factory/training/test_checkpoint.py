@@ -163,11 +163,11 @@ def test_failed_rename_leaves_nothing(store, monkeypatch, tmp_path):
 def test_bad_read_back_raises_and_leaves_nothing(store, monkeypatch):
     save(store, 10)
 
-    def lossy_copy(src, dst):
+    def lossy_copy(src, dst, guard):
         assert not (store.job_dir / "1-20").exists()  # never visible half-written
         dst.write_bytes(src.read_bytes()[:-1])
 
-    monkeypatch.setattr(ckpt, "_copy_synced", lossy_copy)
+    monkeypatch.setattr(ckpt, "copy_synced", lossy_copy)
     with pytest.raises(CheckpointCorrupt, match=r"\.tmp-1-20-.*read back"):
         store.write(1, 20, files_for(20), {"step": 20})
     assert listing(store) == ["1-10", "manifest.json"]
@@ -257,3 +257,54 @@ def test_bad_input_and_bad_manifest(store):
     with pytest.raises(CheckpointCorrupt, match="manifest") as info:
         store.records()
     assert isinstance(info.value, FactoryError) and "\n" not in str(info.value)
+
+
+class Refused(Exception):
+    pass
+
+
+def test_a_guard_that_refuses_mid_copy_stops_it_and_leaves_nothing(store, monkeypatch):
+    """The guard (a lease check) runs before each chunk copied into the storage: once it
+    refuses, nothing more is written and the partial copy is removed."""
+    import factory.files as files
+
+    save(store, 10)
+    monkeypatch.setattr(files, "COPY_CHUNK_BYTES", 1000)
+    calls = []
+
+    def guard():
+        calls.append(sorted(p.name for p in store.job_dir.iterdir()))
+        if len(calls) == 4:  # the tmp folder exists and holds a partial file by now
+            assert any(name.startswith(".tmp-1-20-") for name in calls[-1])
+        if len(calls) >= 4:  # a lost lease stays lost
+            raise Refused
+
+    big = {"model.pt": bytes(range(256)) * 40}  # 10 kB: ten chunks
+    with pytest.raises(Refused):
+        store.write(1, 20, big, {"step": 20}, guard=guard)
+    # 4, then once more after the failure (a superseded attempt's error is its supersession)
+    assert len(calls) == 5 and listing(store) == ["1-10", "manifest.json"]
+    record = store.write(1, 20, big, {"step": 20}, guard=lambda: None)
+    assert record.files["model.pt"]["bytes"] == 10240
+
+
+def test_the_next_attempt_removes_what_earlier_ones_left_unpublished(store):
+    save(store, 10)  # attempt 1, published
+    store.write(1, 20, files_for(20), {"step": 20})  # attempt 1: written, never published
+    for name in (".tmp-2-30-abcd1234", ".tmp-3-40-abcd1234", "2-30"):  # a cut-short copy
+        (store.job_dir / name).mkdir()
+        (store.job_dir / name / "booster.ubj").write_bytes(b"partial")
+    published_in_redis = {"2-30"}  # published in Redis, the manifest not yet updated
+    removed = store.remove_leftovers(3, published_in_redis)
+    assert removed == [".tmp-2-30-abcd1234", "1-20"]
+    # its own attempt's (3) folders are never touched: it may be writing them now
+    assert listing(store) == [".tmp-3-40-abcd1234", "1-10", "2-30", "manifest.json"]
+    assert store.remove_leftovers(3, set()) == ["2-30"]  # no longer published anywhere
+
+
+def test_an_unreadable_manifest_keeps_every_leftover(store):
+    save(store, 10)
+    (store.job_dir / ".tmp-1-20-abcd1234").mkdir()
+    store.manifest_path.write_text("{broken")
+    assert store.remove_leftovers(2, set()) == []
+    assert (store.job_dir / "1-10").is_dir() and (store.job_dir / ".tmp-1-20-abcd1234").is_dir()
