@@ -5,6 +5,7 @@ called before each chunk may raise to stop the copy: a leased attempt's lease ch
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -124,3 +125,10 @@ def file_entries(directory: Path) -> dict[str, FileEntry]:
         for p in sorted(Path(directory).rglob("*"))
         if p.is_file()
     }
+
+
+def tree_sha256(directory: Path) -> str:
+    """The sha256 of every file under `directory`: its relative path, sha256 and size (a
+    hand-off's checksum: the producer records it, the consumer checks it)."""
+    listing = {name: entry.to_dict() for name, entry in file_entries(directory).items()}
+    return hashlib.sha256(json.dumps(listing, sort_keys=True).encode()).hexdigest()

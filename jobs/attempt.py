@@ -28,6 +28,7 @@ from factory.files import copy_tree_guarded
 from factory.layout import STAGED, Layout
 from factory.training.context import Superseded
 from jobs.attempt_env import AttemptEnv, stop_requested
+from jobs.handoff import record_output
 from jobs.lease import REDIS_OUTAGE_S, Lease, Leases, RedisUnreachable, call_with_retry
 
 log = logging.getLogger("jobs.attempt")
@@ -112,6 +113,8 @@ class Attempt:
         """Make `result` final (fenced) and promote the staged output; False when a
         newer attempt owns the job (nothing of this one is left then)."""
         result["attempt"] = self.lease.attempt
+        if self.staged_ is not None and self.staged_.exists():
+            record_output(result, self.staged_)  # the consumer checks what it reads
         try:
             self._upload()
         except Superseded as exc:

@@ -17,6 +17,11 @@ from pathlib import Path
 ENV_ATTEMPT, ENV_HOME, ENV_TTL = "FACTORY_ATTEMPT", "FACTORY_HOME", "FACTORY_LEASE_TTL_S"
 ENV_PROGRESS = "FACTORY_PROGRESS_FILE"
 ENV_CACHE = "FACTORY_DATA_CACHE"
+ENV_VISIBILITY = "FACTORY_STORAGE_VISIBILITY_WAIT_S"
+# how long a job waits for a file another job handed it (a checkpoint, a fold's or a
+# model's output) to appear in the shared storage and verify: Drive shows another
+# session's writes seconds to minutes late
+DEFAULT_VISIBILITY_WAIT_S = 180.0
 
 
 @dataclass(frozen=True)
@@ -26,10 +31,12 @@ class AttemptEnv:
     attempt: int = 0
     progress_file: Path | None = None
     data_cache: Path | None = None
+    storage_visibility_wait_s: float = DEFAULT_VISIBILITY_WAIT_S
 
     def to_env(self) -> dict[str, str]:
         env = {ENV_HOME: str(self.home), ENV_TTL: str(self.lease_ttl_s)}
         env[ENV_ATTEMPT] = str(self.attempt)
+        env[ENV_VISIBILITY] = str(self.storage_visibility_wait_s)
         if self.progress_file is not None:
             env[ENV_PROGRESS] = str(self.progress_file)
         if self.data_cache is not None:
@@ -46,6 +53,7 @@ class AttemptEnv:
             attempt=int(environ.get(ENV_ATTEMPT, "0")),
             progress_file=Path(progress) if progress else None,
             data_cache=Path(cache) if cache else None,
+            storage_visibility_wait_s=float(environ.get(ENV_VISIBILITY, DEFAULT_VISIBILITY_WAIT_S)),
         )
 
 

@@ -119,6 +119,15 @@ class RedisContext:
         records = self.published_records()
         self.store.remove_leftovers(self.attempt, {r.dirname for r in records})
         checkpoint = self.store.latest(records, wait_s=self._wait_s)
+        if records and checkpoint is None:
+            log.warning(
+                "job %s attempt %s: none of its %d published checkpoints arrived and "
+                "verified within %.0f s (storage_visibility_wait_s); training starts over",
+                self.job_id,
+                self.attempt,
+                len(records),
+                self._wait_s,
+            )
         self.resumed_from = checkpoint.step if checkpoint else None
         self.connection.hset(
             keys.state(self.job_id), "resumed_from", "" if checkpoint is None else checkpoint.step

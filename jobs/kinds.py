@@ -62,6 +62,15 @@ class Run:
         except StoragePathError as exc:
             raise RecordedPathError(str(exc)) from exc
 
+    def output_of(self, result: dict[str, Any], producer: str) -> Path:
+        """The published output (bundle, fold folder) of a dependency's `result`, once it
+        is visible and verified here (jobs.handoff)."""
+        from jobs.handoff import wait_for_output
+
+        folder = self.resolve(result.get("bundle"), "bundle")
+        wait_s = self.attempt.env.storage_visibility_wait_s
+        return wait_for_output(folder, result, producer, wait_s)
+
     def bundle_fields(self) -> dict[str, str]:
         """The result's bundle: where the staged output will be once final."""
         return {"bundle": self.relative(self.attempt.final_dir())}
@@ -122,6 +131,7 @@ def _context(run: Run, tracker):
         attempt.lease,
         CheckpointStore(run.home, run.job_id),
         stop_flag=attempt.stop_requested,
+        checkpoint_wait_s=attempt.env.storage_visibility_wait_s,
         progress_file=attempt.env.progress_file,
         on_report=tracker.log,
     )
@@ -194,12 +204,12 @@ def run_ensemble(run: Run) -> dict[str, Any]:
     spec = run.spec
     splits: dict[str, dict[int, Any]] = {m: {} for m in spec.members}
     bundles: dict[str, Path] = {}
-    for result in run.dependency_results().values():
+    for dep, result in run.dependency_results().items():
         if result.get("kind") == "cv":
-            frame = load_fold(run.resolve(result.get("bundle"), "bundle"))[1]
+            frame = load_fold(run.output_of(result, dep))[1]
             splits[result["model"]][int(result["fold"])] = frame
         elif result.get("kind") == "train":
-            bundles[result["model"]] = run.resolve(result.get("bundle"), "bundle")
+            bundles[result["model"]] = run.output_of(result, dep)
     oof = {m: [by_fold[k] for k in sorted(by_fold)] for m, by_fold in splits.items()}  # split order
     scheme = CvScheme.from_spec(spec.cv, spec.folds)  # the scheme its cv jobs ran
     method = spec.params.get("method", "logistic")

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 DEFAULT_PREEMPTION_BUDGET = 20  # jobs.reaper's (not imported here: `factory --help` is fast)
+DEFAULT_VISIBILITY_WAIT_S = 180.0  # jobs.attempt_env's (a test checks they agree)
 URL_OPTION = "--redis-url"
 URL_HELP = (
     "Redis URL (default $REDIS_URL, else the embedded Redis); prefer REDIS_URL: a URL with "
@@ -53,6 +54,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default="auto",
         help="a job submitted with other code: 'auto' installs the plan's wheel from "
         "<home>/code/ for it (default), 'never' leaves it queued for another worker",
+    )
+    p.add_argument(
+        "--storage-visibility-wait",
+        type=float,
+        default=DEFAULT_VISIBILITY_WAIT_S,
+        metavar="S",
+        help="seconds a job waits for a file another job wrote (a checkpoint, a fold's or "
+        "a model's output) to appear in the storage and verify, as Drive shows another "
+        "session's writes late (%(default)s); then it falls back (see README)",
     )
     p.add_argument("--max-jobs", type=int, help="quit after this many jobs")
     p.add_argument("--log-level", default="INFO")
@@ -166,5 +176,6 @@ def run(args: argparse.Namespace) -> int:
         install=args.install,
         log_level=args.log_level,
         preemption_budget=args.preemption_budget,
+        storage_visibility_wait_s=args.storage_visibility_wait,
     )
     return 0

@@ -13,6 +13,7 @@ from pathlib import Path
 import redis
 
 from jobs import keys
+from jobs.attempt_env import DEFAULT_VISIBILITY_WAIT_S
 from jobs.connection import connect
 from jobs.lease import RedisUnreachable
 from jobs.reaper import DEFAULT_PREEMPTION_BUDGET
@@ -65,6 +66,7 @@ def run_worker(
     data_cache: str | os.PathLike | None = None,
     install: str = "auto",
     preemption_budget: int = DEFAULT_PREEMPTION_BUDGET,
+    storage_visibility_wait_s: float = DEFAULT_VISIBILITY_WAIT_S,
 ) -> bool:
     """Work jobs until stopped (or, with burst, until the queues are empty).
 
@@ -86,6 +88,7 @@ def run_worker(
         reaper_interval_s=reaper_interval_s,
         install=install,
         preemption_budget=preemption_budget,
+        storage_visibility_wait_s=storage_visibility_wait_s,
         budget=SessionBudget.start(max_session_hours, session_ends_in_s, handback_margin_s),
         **({"data_cache": Path(data_cache).absolute()} if data_cache else {}),
     )

@@ -25,7 +25,7 @@ from rq.utils import now as rq_now
 from rq.worker import WorkerStatus
 
 from jobs import keys
-from jobs.attempt_env import AttemptEnv
+from jobs.attempt_env import DEFAULT_VISIBILITY_WAIT_S, AttemptEnv
 from jobs.attempt_env import request_stop as stop_this_training
 from jobs.context import read_progress
 from jobs.control import cancel_dependents, remove_started, requeue_job
@@ -82,6 +82,8 @@ class WorkerSettings:
     install: str = "auto"
     code_folder: Path = field(default_factory=lambda: Path(tempfile.gettempdir()) / "mlf-code")
     refusal_retry_s: float = 300.0  # a job this worker refused is not looked at again before
+    # a handed-over file (checkpoint, fold or model output) is waited for this long
+    storage_visibility_wait_s: float = DEFAULT_VISIBILITY_WAIT_S
 
 
 class LeasedWorker(SessionHandBack, ResilientWorker):
@@ -127,6 +129,7 @@ class LeasedWorker(SessionHandBack, ResilientWorker):
             lease_ttl_s=settings.lease_ttl_s,
             progress_file=self._progress_file,
             data_cache=settings.data_cache,
+            storage_visibility_wait_s=settings.storage_visibility_wait_s,
         )
         os.environ.update(self._attempt_env.to_env())  # the horse inherits it
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from factory.files import file_sha256
+from factory.files import tree_sha256
 from factory.training.checkpoint import CheckpointStore
 from jobs.attempt import Attempt
 from jobs.attempt_env import AttemptEnv
@@ -177,5 +177,6 @@ def test_a_job_frozen_while_copying_its_bundle_publishes_nothing(redis_server, t
         _finish(zombie, wake)
     assert _tree(home / "models") == [".staged", JOB, f"{JOB}/model.bin"]
     assert (home / "models" / JOB / "model.bin").read_bytes() == b"second"
-    assert json.loads(conn.get(f"mlf:result:{JOB}"))["by"] == "w2"
-    assert not local.exists() and file_sha256(home / "models" / JOB / "model.bin")
+    result = json.loads(conn.get(f"mlf:result:{JOB}"))
+    assert result["by"] == "w2" and not local.exists()
+    assert result["output_sha256"] == tree_sha256(home / "models" / JOB)  # for its consumers
