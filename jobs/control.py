@@ -7,7 +7,7 @@ import time
 
 import redis
 from rq.job import Job, JobStatus
-from rq.registry import FailedJobRegistry, StartedJobRegistry
+from rq.registry import FailedJobRegistry, FinishedJobRegistry, StartedJobRegistry
 from rq.serializers import JSONSerializer
 
 from jobs import keys
@@ -28,9 +28,24 @@ def requeue_job(
     queue = queue_for(connection, queue_name or job.origin)
     remove_started(connection, queue.name, job)
     FailedJobRegistry(queue.name, connection=connection, serializer=JSONSerializer).remove(job)
+    # a finished job runs again when its output never arrived (jobs.handoff)
+    FinishedJobRegistry(queue.name, connection=connection, serializer=JSONSerializer).remove(job)
     job.started_at = None
     job.ended_at = None
     return queue.enqueue_job(job, at_front=at_front)
+
+
+def defer_on(connection: redis.Redis, job_id: str, dependency: str) -> Job:
+    """Put a started job back as deferred until `dependency` finishes (queued at once if
+    it has finished already): a job whose dependency runs again (jobs.handoff)."""
+    job = _fetch(connection, job_id)
+    queue = queue_for(connection, job.origin)
+    remove_started(connection, queue.name, job)
+    job._dependency_ids = [dependency]
+    job.started_at = None
+    job.ended_at = None
+    connection.hset(keys.state(job_id), mapping={"status": "deferred", "waits_for": dependency})
+    return queue.enqueue_job(job)
 
 
 def remove_started(connection: redis.Redis, queue_name: str, job: Job) -> None:

@@ -4,7 +4,9 @@ It runs inside the worker's forked work horse. The worker parent has already
 claimed the attempt's lease and passes it through the environment (jobs.attempt_env).
 The result becomes final only through the attempt's fenced publish (jobs.attempt); an
 attempt that lost its lease exits with EXIT_SUPERSEDED and RQ records nothing for it;
-one asked to stop (SIGUSR1 from its worker) checkpoints and exits with EXIT_HANDBACK.
+one asked to stop (SIGUSR1 from its worker) checkpoints and exits with EXIT_HANDBACK;
+one whose dependency's output never arrived re-opens that dependency and exits with
+EXIT_WAITS (jobs.handoff).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from jobs.attempt_env import (
     request_stop,
     stop_requested,
 )
+from jobs.handoff import OutputMissing, rerun_producer
 from jobs.spec import ENTRY_POINT, JobSpec, SpecError
 
 # ENV_* and request_stop are re-exported for workers of earlier code (jobs.attempt_env)
@@ -33,6 +36,7 @@ __all__ = ["ENTRY_POINT", "ENV_ATTEMPT", "ENV_HOME", "ENV_PROGRESS", "ENV_TTL", 
 __all__ += ["run_job", "run_spec", "stop_requested"]
 EXIT_HANDBACK = 75  # the job was handed back (stop requested): no attempt used
 EXIT_SUPERSEDED = 76  # a newer attempt owns the job: write nothing
+EXIT_WAITS = 77  # a dependency's output never arrived: it runs again, this job waits for it
 log = logging.getLogger("jobs.entry")
 
 
@@ -56,6 +60,11 @@ def run_job(spec_json: str) -> dict[str, Any]:
     except Superseded:
         attempt.discard()
         _exit(EXIT_SUPERSEDED)
+    except OutputMissing as exc:
+        if not rerun_producer(job.connection, job.id, exc):
+            raise
+        attempt.discard()
+        _exit(EXIT_WAITS)
     progress = read_progress(env.progress_file) if env.progress_file else None
     if not attempt.publish(result, progress):
         _exit(EXIT_SUPERSEDED)

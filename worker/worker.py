@@ -28,8 +28,8 @@ from jobs import keys
 from jobs.attempt_env import DEFAULT_VISIBILITY_WAIT_S, AttemptEnv
 from jobs.attempt_env import request_stop as stop_this_training
 from jobs.context import read_progress
-from jobs.control import cancel_dependents, remove_started, requeue_job
-from jobs.entry import ENTRY_POINT, EXIT_HANDBACK, EXIT_SUPERSEDED
+from jobs.control import cancel_dependents, defer_on, remove_started, requeue_job
+from jobs.entry import ENTRY_POINT, EXIT_HANDBACK, EXIT_SUPERSEDED, EXIT_WAITS
 from jobs.lease import Lease, Leases
 from jobs.reaper import DEFAULT_PREEMPTION_BUDGET, QUIET_S, Reaper
 from jobs.reconcile import close_ended_plans, reconcile_if_due
@@ -419,7 +419,7 @@ class LeasedWorker(SessionHandBack, ResilientWorker):
         if self._fenced.is_set():
             return False
         ret_val = self._horse_status[1] if self._horse_status else None
-        planned = (EXIT_SUPERSEDED, EXIT_HANDBACK)
+        planned = (EXIT_SUPERSEDED, EXIT_HANDBACK, EXIT_WAITS)
         return not (ret_val and os.WIFEXITED(ret_val) and os.WEXITSTATUS(ret_val) in planned)
 
     def handle_work_horse_killed(self, job, retpid, ret_val, rusage) -> None:
@@ -460,6 +460,11 @@ class LeasedWorker(SessionHandBack, ResilientWorker):
             self._redis(self.connection.hincrby, keys.state(job.id), "handbacks", 1)
             self._redis(self.connection.hset, keys.state(job.id), "status", "handed back")
             self._redis(requeue_job, self.connection, job.id, queue.name, at_front=True)
+            return
+        if self._horse_exit == EXIT_WAITS:  # its dependency runs again (jobs.handoff)
+            waits_for = self._redis(self.connection.hget, keys.state(job.id), "waits_for")
+            log.warning("job %s waits for %s to run again", job.id, waits_for.decode())
+            self._redis(defer_on, self.connection, job.id, waits_for.decode())
             return
         self._count_failure(job, queue, exc_string, started_job_registry, execution)
 
