@@ -61,7 +61,7 @@ def run_job(spec_json: str) -> dict[str, Any]:
         attempt.discard()
         _exit(EXIT_SUPERSEDED)
     except OutputMissing as exc:
-        if not rerun_producer(job.connection, job.id, exc):
+        if not exc.producer or not rerun_producer(job.connection, job.id, exc):
             raise
         attempt.discard()
         _exit(EXIT_WAITS)

@@ -42,7 +42,7 @@ local raw = redis.call('GET', KEYS[1])
 if not raw then return -1 end
 local ok, doc = pcall(cjson.decode, raw)
 if not ok or type(doc) ~= 'table' then return -1 end
-if tostring(doc['attempt']) ~= ARGV[1] or tostring(doc['output_sha256']) ~= ARGV[2] then
+if tostring(doc['attempt']) ~= ARGV[1] or tostring(doc['output_sha256'] or '') ~= ARGV[2] then
   return -1
 end
 local n = redis.call('HINCRBY', KEYS[2], 'output_reruns', 1)
@@ -63,6 +63,36 @@ class OutputMissing(FactoryError):
         super().__init__(message)
         self.producer = producer
         self.result = result or {}
+
+
+def wait_for_dataset(
+    folder: Path,
+    producer: str,
+    wait_s: float,
+    result: dict[str, Any] | None = None,
+    poll_s: float = POLL_S,
+) -> Path:
+    """`folder` once its dataset manifest and every file it lists verify (a dataset is
+    handed over by its manifest's checksums); OutputMissing after `wait_s` seconds."""
+    from factory.data.manifest import load_verified
+
+    started = time.monotonic()
+    while True:
+        try:
+            load_verified(folder)
+            return folder
+        except FactoryError as exc:
+            left = started + wait_s - time.monotonic()
+            if left <= 0:
+                source = f"job {producer}" if producer else "submit --dataset"
+                raise OutputMissing(
+                    f"the dataset {folder.name} from {source} does not verify in the storage "
+                    f"after {wait_s:.0f} s (storage_visibility_wait_s): "
+                    f"{str(exc).splitlines()[0][:200]}",
+                    producer,
+                    result,
+                ) from exc
+        time.sleep(min(poll_s, left))
 
 
 def record_output(result: dict[str, Any], staged: Path) -> None:
@@ -115,7 +145,7 @@ def rerun_producer(connection, consumer: str, exc: OutputMissing) -> bool:
 
     producer, result = exc.producer, exc.result
     reason = f"its output never arrived for {consumer}"
-    args = [str(result.get("attempt")), str(result.get(OUTPUT_KEY)), MAX_RERUNS, reason]
+    args = [str(result.get("attempt")), str(result.get(OUTPUT_KEY) or ""), MAX_RERUNS, reason]
     number = connection.eval(_REOPEN, 2, keys.result(producer), keys.state(producer), *args)
     if number == 0:
         log.error("job %s: %s re-run %s times already; not again", consumer, producer, MAX_RERUNS)

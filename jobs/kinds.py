@@ -100,19 +100,25 @@ class Run:
 
 def dataset_of(run: Run) -> tuple[str, Path]:
     """The dataset a model job trains on: (its path relative to the storage root, as the
-    spec or the data job's result records it; a verified local copy when a cache is set)."""
+    spec or the data job's result records it; a verified local copy when a cache is set),
+    once it is visible and verifies here (jobs.handoff: Drive shows it late)."""
     from jobs.datacache import local_dataset
+    from jobs.handoff import wait_for_dataset
 
     spec = run.spec
+    producer, result = "", None
     if "dataset_dir" in spec.dataset:
         rel = spec.dataset["dataset_dir"]
     else:
-        data_job = spec.dataset.get("from_job")
-        raw = run.connection.get(keys.result(data_job)) if data_job else None
+        producer = spec.dataset.get("from_job") or ""
+        raw = run.connection.get(keys.result(producer)) if producer else None
         if raw is None:
-            raise SpecError(f"the data job {data_job!r} of this job has no result")
-        rel = json.loads(raw).get("dataset_dir")
-    return rel, local_dataset(run.resolve(rel, "dataset_dir"))
+            raise SpecError(f"the data job {producer!r} of this job has no result")
+        result = json.loads(raw)
+        rel = result.get("dataset_dir")
+    folder = run.resolve(rel, "dataset_dir")
+    wait_for_dataset(folder, producer, run.attempt.env.storage_visibility_wait_s, result)
+    return rel, local_dataset(folder)
 
 
 def resolve_dataset_dir(run: Run) -> Path:

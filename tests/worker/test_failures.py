@@ -28,7 +28,7 @@ def test_a_job_failing_the_same_way_three_times_is_failed_and_dependents_cancele
     ledger = json.loads((cluster.home / "ledger" / f"{plan['plan_id']}.json").read_text())
     copied = cluster.home / ledger["jobs"][0]["spec"]["dataset"]["dataset_dir"]  # under --home
     (copied / "features.parquet").unlink()  # every attempt now fails the same way
-    cluster.worker("w1")
+    cluster.worker("w1", "--storage-visibility-wait", "1")  # each waits 1 s for it to sync
     wait_for(
         lambda: job_state(cluster.client, job).get("status") == "failed",
         90,
