@@ -89,7 +89,10 @@ class Attempt:
         return removed
 
     def _guard(self) -> None:
-        """Raise Superseded unless this attempt still holds its lease."""
+        """Raise Superseded unless this attempt still holds its lease (the worker's last
+        renewal answers while it is fresh, else Redis)."""
+        if self.env.lease_held_locally():
+            return
         try:
             holds = call_with_retry(self.leases.holds, self.lease, window_s=self.env.lease_ttl_s)
         except RedisUnreachable as exc:

@@ -41,6 +41,7 @@ class RedisContext:
         checkpoint_wait_s: float = 30.0,
         progress_file: Path | None = None,
         on_report=None,
+        lease_held_locally=None,
     ) -> None:
         self.connection = connection
         self.leases = leases
@@ -51,6 +52,7 @@ class RedisContext:
         self._stop_flag = stop_flag or (lambda: False)
         self.progress_file = progress_file
         self._on_report = on_report
+        self._lease_held_locally = lease_held_locally or (lambda: False)
         self._wait_s = checkpoint_wait_s
         self.resumed_from: int | None = None
         self.checkpoint_steps: list[int] = []
@@ -77,7 +79,10 @@ class RedisContext:
 
     def _guard(self) -> None:
         """Raise Superseded unless this attempt still holds its lease (checked right
-        before each copy into the shared storage)."""
+        before each copy into the shared storage): the worker's last renewal answers
+        while it is fresh, else Redis."""
+        if self._lease_held_locally():
+            return
         if not self._call(self.leases.holds, self.lease):
             log.warning(
                 "job %s attempt %s superseded: stops copying into the storage",
@@ -106,6 +111,10 @@ class RedisContext:
             return False
         self.store.publish(record)
         self.checkpoint_steps.append(step)
+        # on Drive a dead attempt's partial copy may show up only now: removed as it does
+        # (one LRANGE: what Redis says is published is kept, whatever this view's manifest)
+        published = {r.dirname for r in self.published_records()} | {record.dirname}
+        self.store.remove_leftovers(self.attempt, published)
         return True
 
     def published_records(self) -> list[CheckpointRecord]:

@@ -138,6 +138,7 @@ def _context(run: Run, tracker):
         CheckpointStore(run.home, run.job_id),
         stop_flag=attempt.stop_requested,
         checkpoint_wait_s=attempt.env.storage_visibility_wait_s,
+        lease_held_locally=attempt.env.lease_held_locally,
         progress_file=attempt.env.progress_file,
         on_report=tracker.log,
     )

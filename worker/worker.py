@@ -25,7 +25,7 @@ from rq.utils import now as rq_now
 from rq.worker import WorkerStatus
 
 from jobs import keys
-from jobs.attempt_env import DEFAULT_VISIBILITY_WAIT_S, AttemptEnv
+from jobs.attempt_env import DEFAULT_VISIBILITY_WAIT_S, AttemptEnv, write_lease_deadline
 from jobs.attempt_env import request_stop as stop_this_training
 from jobs.context import read_progress
 from jobs.control import cancel_dependents, defer_on, remove_started, requeue_job
@@ -124,12 +124,14 @@ class LeasedWorker(SessionHandBack, ResilientWorker):
         self._job_error: BaseException | None = None  # see handle_exception
         self._duration_of = ""
         self._progress_file = Path(tempfile.gettempdir()) / f"mlf-progress-{os.getpid()}.json"
+        self._lease_file = self._progress_file.with_name(f"mlf-lease-{os.getpid()}.json")
         self._attempt_env = AttemptEnv(
             home=settings.home,
             lease_ttl_s=settings.lease_ttl_s,
             progress_file=self._progress_file,
             data_cache=settings.data_cache,
             storage_visibility_wait_s=settings.storage_visibility_wait_s,
+            lease_file=self._lease_file,
         )
         os.environ.update(self._attempt_env.to_env())  # the horse inherits it
 
@@ -145,6 +147,7 @@ class LeasedWorker(SessionHandBack, ResilientWorker):
             self._done.set()
             self.reaper.wake.set()
             self._progress_file.unlink(missing_ok=True)
+            self._lease_file.unlink(missing_ok=True)
 
     def _reap_forever(self) -> None:
         """A pass whenever the fleet's mark lapses (jobs.reaper: one pass per mark across
@@ -192,6 +195,7 @@ class LeasedWorker(SessionHandBack, ResilientWorker):
             return
         if self._declines(job, queue):
             return
+        sent_at = time.time()
         lease = self.leases.claim(job.id, self.name)
         if lease is None:  # a result is final already (a late duplicate): nothing to run
             log.info("job %s already has a final result; skipping", job.id)
@@ -201,6 +205,7 @@ class LeasedWorker(SessionHandBack, ResilientWorker):
         self._fenced.clear()
         os.environ.update(replace(self._attempt_env, attempt=lease.attempt).to_env())
         self._progress_file.unlink(missing_ok=True)
+        write_lease_deadline(self._lease_file, lease.attempt, sent_at, self.settings.lease_ttl_s)
         stop = threading.Event()
         renewer = threading.Thread(
             target=self._renew_until, args=(lease, stop), name="lease-renewer", daemon=True
@@ -380,8 +385,11 @@ class LeasedWorker(SessionHandBack, ResilientWorker):
             interval = self.settings.renew_every_s
             try:
                 self._hand_back_if_session_ends()
+                sent_at = time.time()
                 if self.reaper.renew_and_scan(lease, read_progress(self._progress_file)):
                     last_ok = time.monotonic()
+                    ttl_s = self.settings.lease_ttl_s
+                    write_lease_deadline(self._lease_file, lease.attempt, sent_at, ttl_s)
                     continue
                 reason = "lease lost to a newer attempt"
             except Exception as exc:  # Redis away: retried soon, for up to a TTL

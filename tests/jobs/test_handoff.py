@@ -89,3 +89,22 @@ def test_the_worker_cli_default_is_the_attempts_default():
     assert cli.DEFAULT_VISIBILITY_WAIT_S == DEFAULT_VISIBILITY_WAIT_S
     env = AttemptEnv(home=Path("/x"), storage_visibility_wait_s=7.5)
     assert AttemptEnv.from_env(env.to_env()).storage_visibility_wait_s == 7.5
+
+
+def test_the_lease_deadline_the_worker_writes_is_trusted_until_it_passes(tmp_path):
+    """A horse's lease check before a copy costs no Redis command while the worker's
+    last renewal is fresh; stale, of another attempt or unreadable, Redis is asked."""
+    from jobs.attempt_env import AttemptEnv, write_lease_deadline
+
+    path = tmp_path / "lease.json"
+    env = AttemptEnv(home=Path("/x"), attempt=3, lease_file=path)
+    assert not env.lease_held_locally()  # nothing written yet
+    write_lease_deadline(path, 3, time.time(), ttl_s=30)
+    assert env.lease_held_locally()
+    assert AttemptEnv.from_env(env.to_env()).lease_held_locally()
+    write_lease_deadline(path, 3, time.time() - 29.5, ttl_s=30)  # within the 1 s margin
+    assert not env.lease_held_locally()
+    write_lease_deadline(path, 4, time.time(), ttl_s=30)  # a newer attempt's
+    assert not env.lease_held_locally()
+    path.write_text("{broken")
+    assert not env.lease_held_locally()
