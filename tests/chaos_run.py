@@ -258,10 +258,10 @@ def run_plan(
     home = base / "storage" / "shared" if chaos else base / "home"  # LaggingStorage's
     dataset = home / "data" / "processed" / "MES" / dataset_src.name
     shutil.copytree(dataset_src, dataset)  # in the shared copy before the views exist
-    storage = LaggingStorage(base / "storage", chaos.delays, chaos.seed) if chaos else None
     with RedisServer(base / "redis", appendonly=True) as server:
         client = server.client()
-        plan = submit(server.url, home, dataset)
+        plan = submit(server.url, home, dataset)  # the plan's code wheel too
+        storage = LaggingStorage(base / "storage", chaos.delays, chaos.seed) if chaos else None
         job_ids = [j["id"] for j in plan["jobs"]]
         report = next(j["id"] for j in plan["jobs"] if j["kind"] == "report")
         if storage:
