@@ -86,7 +86,12 @@ _REAP = """
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 if redis.call('GET', KEYS[3]) ~= ARGV[1] then return 0 end
 if redis.call('HGET', KEYS[2], 'reaped_attempt') == ARGV[1] then
-  if redis.call('HGET', KEYS[2], 'reap_nonce') ~= ARGV[3] then return 0 end
+  if redis.call('HGET', KEYS[2], 'reap_nonce') ~= ARGV[3] then
+    -- another reaper won; still dead long after: it died before requeueing, take over
+    local at = tonumber(redis.call('HGET', KEYS[2], 'reaped_at') or '0') or 0
+    if tonumber(ARGV[2]) - at < tonumber(ARGV[4]) then return 0 end
+    redis.call('HSET', KEYS[2], 'reap_nonce', ARGV[3], 'reaped_at', ARGV[2])
+  end
   return tonumber(redis.call('HGET', KEYS[2], 'counted_preemptions'))
 end
 redis.call('HSET', KEYS[2], 'reaped_attempt', ARGV[1], 'status', 'requeued', 'reaped_at', ARGV[2],
@@ -98,6 +103,11 @@ if step ~= '' and step ~= (redis.call('HGET', KEYS[2], 'reaped_step') or '') the
 end
 return redis.call('HINCRBY', KEYS[2], 'counted_preemptions', 1)
 """
+
+
+# a job still dead in the started registry this many TTLs after another reaper won its
+# reap was never requeued (that reaper died in between): the next reap takes it over
+REAP_TAKEOVER_TTLS = 10
 
 
 def token(worker: str, attempt: int) -> str:
@@ -178,7 +188,7 @@ class Leases:
 
         Retried for up to a TTL: a reap that won must not be lost to a dropped reply."""
         keys_ = [keys.lease(job_id), keys.state(job_id), keys.attempts(job_id)]
-        args = [str(attempt), _now(), _nonce()]
+        args = [str(attempt), _now(), _nonce(), REAP_TAKEOVER_TTLS * self.ttl_ms / 1000]
         return int(call_with_retry(self._reap, keys_, args, window_s=self.ttl_ms / 1000))
 
 

@@ -117,6 +117,9 @@ class _Fleet:
         name = f"w{self.count}"
         home = self.storage.view(name) if self.storage else self.home
         extra = ["--storage-visibility-wait", "30", "--data-cache", str(self.base / "cache" / name)]
+        # a worker killed between winning a reap and requeueing leaves the job to the
+        # reconciler: every 15 s here, not the default 15 min
+        extra += ["--reconcile-interval", "15"]
         log = self.base / "logs" / f"{name}.log"
         log.parent.mkdir(parents=True, exist_ok=True)
         self.procs[name] = start_worker(self.url, home, name, *extra, log=log)

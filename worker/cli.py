@@ -64,6 +64,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "a model's output) to appear in the storage and verify, as Drive shows another "
         "session's writes late (%(default)s); then it falls back (see README)",
     )
+    p.add_argument(
+        "--reconcile-interval",
+        type=float,
+        default=900.0,
+        metavar="S",
+        help="seconds between the fleet's reconciler passes, which put back any job left "
+        "in no well-formed state, e.g. by a worker killed between winning a reap and "
+        "requeueing the job (900; each pass costs Redis commands)",
+    )
     p.add_argument("--max-jobs", type=int, help="quit after this many jobs")
     p.add_argument("--log-level", default="INFO")
     p.set_defaults(handler=run)
@@ -177,5 +186,6 @@ def run(args: argparse.Namespace) -> int:
         log_level=args.log_level,
         preemption_budget=args.preemption_budget,
         storage_visibility_wait_s=args.storage_visibility_wait,
+        reconcile_interval_s=args.reconcile_interval,
     )
     return 0

@@ -67,6 +67,7 @@ def run_worker(
     install: str = "auto",
     preemption_budget: int = DEFAULT_PREEMPTION_BUDGET,
     storage_visibility_wait_s: float = DEFAULT_VISIBILITY_WAIT_S,
+    reconcile_interval_s: float = 900.0,
 ) -> bool:
     """Work jobs until stopped (or, with burst, until the queues are empty).
 
@@ -89,6 +90,7 @@ def run_worker(
         install=install,
         preemption_budget=preemption_budget,
         storage_visibility_wait_s=storage_visibility_wait_s,
+        reconcile_interval_s=reconcile_interval_s,
         budget=SessionBudget.start(max_session_hours, session_ends_in_s, handback_margin_s),
         **({"data_cache": Path(data_cache).absolute()} if data_cache else {}),
     )

@@ -63,6 +63,24 @@ def test_reap_wins_once_per_attempt_and_never_while_the_lease_lives(leases):
     assert leases.reap("j1", 99) == 0  # not the current attempt
 
 
+def test_a_reap_whose_winner_died_before_requeueing_is_taken_over(leases, monkeypatch):
+    """The winner of a reap died between its reap and its requeue (found by the chaos
+    run: the job stayed 'requeued' in the started registry forever): once that is
+    REAP_TAKEOVER_TTLS old, the next reaper wins it, without counting it twice."""
+    import jobs.lease as lease_module
+
+    lease = leases.claim("j1", "w1")
+    leases.release(lease)
+    assert leases.reap("j1", lease.attempt) == 1  # won, then its reaper is killed
+    assert leases.reap("j1", lease.attempt) == 0  # fresh: the winner may be requeueing
+    later = time.time() + lease_module.REAP_TAKEOVER_TTLS * leases.ttl_ms / 1000 + 1
+    monkeypatch.setattr(lease_module, "_now", lambda: f"{later:.3f}")
+    assert leases.reap("j1", lease.attempt) == 1  # taken over; preemptions counted once
+    state = leases.connection.hgetall(keys.state("j1"))
+    assert state[b"preemptions"] == b"1" and state[b"status"] == b"requeued"
+    assert leases.reap("j1", lease.attempt) == 0  # and only by one reaper
+
+
 def test_claim_refuses_a_job_with_a_final_result(leases):
     lease = leases.claim("j1", "w1")
     assert leases.finalize(lease, "{}")
