@@ -10,7 +10,8 @@ import time
 from rq.job import JobStatus
 
 from jobs import keys
-from jobs.control import requeue_job
+from jobs.control import defer_on, requeue_job
+from jobs.entry import EXIT_HANDBACK, EXIT_WAITS
 from worker.resilience import REDIS_DOWN
 
 log = logging.getLogger("worker")
@@ -65,3 +66,20 @@ class SessionHandBack:
             self.settings.budget.remaining_s(),
         )
         self._signal_horse(signal.SIGUSR1, group=False)
+
+    def _put_back_planned(self, job, queue, horse_exit: int | None) -> bool:
+        """A horse that ended as planned puts its job back: handed back (requeued at the
+        front, no budget used) or waiting for a dependency that runs again (deferred on
+        it, jobs.handoff); False for any other end."""
+        state = keys.state(job.id)
+        if horse_exit == EXIT_HANDBACK:
+            self._redis(self.connection.hincrby, state, "handbacks", 1)
+            self._redis(self.connection.hset, state, "status", "handed back")
+            self._redis(requeue_job, self.connection, job.id, queue.name, at_front=True)
+            return True
+        if horse_exit == EXIT_WAITS:
+            waits_for = self._redis(self.connection.hget, state, "waits_for").decode()
+            log.warning("job %s waits for %s to run again", job.id, waits_for)
+            self._redis(defer_on, self.connection, job.id, waits_for)
+            return True
+        return False

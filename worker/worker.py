@@ -28,7 +28,7 @@ from jobs import keys
 from jobs.attempt_env import DEFAULT_VISIBILITY_WAIT_S, AttemptEnv, write_lease_deadline
 from jobs.attempt_env import request_stop as stop_this_training
 from jobs.context import read_progress
-from jobs.control import cancel_dependents, defer_on, remove_started, requeue_job
+from jobs.control import cancel_dependents, remove_started, requeue_job
 from jobs.entry import ENTRY_POINT, EXIT_HANDBACK, EXIT_SUPERSEDED, EXIT_WAITS
 from jobs.lease import Lease, Leases
 from jobs.reaper import DEFAULT_PREEMPTION_BUDGET, QUIET_S, Reaper
@@ -464,15 +464,7 @@ class LeasedWorker(SessionHandBack, ResilientWorker):
         if superseded:
             log.warning("job %s: attempt superseded; writing nothing", job.id)
             return
-        if self._horse_exit == EXIT_HANDBACK:
-            self._redis(self.connection.hincrby, keys.state(job.id), "handbacks", 1)
-            self._redis(self.connection.hset, keys.state(job.id), "status", "handed back")
-            self._redis(requeue_job, self.connection, job.id, queue.name, at_front=True)
-            return
-        if self._horse_exit == EXIT_WAITS:  # its dependency runs again (jobs.handoff)
-            waits_for = self._redis(self.connection.hget, keys.state(job.id), "waits_for")
-            log.warning("job %s waits for %s to run again", job.id, waits_for.decode())
-            self._redis(defer_on, self.connection, job.id, waits_for.decode())
+        if self._put_back_planned(job, queue, self._horse_exit):  # handed back, or waits
             return
         self._count_failure(job, queue, exc_string, started_job_registry, execution)
 
