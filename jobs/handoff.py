@@ -72,14 +72,14 @@ def wait_for_dataset(
     result: dict[str, Any] | None = None,
     poll_s: float = POLL_S,
 ) -> Path:
-    """`folder` once its dataset manifest and every file it lists verify (a dataset is
-    handed over by its manifest's checksums); OutputMissing after `wait_s` seconds."""
-    from factory.data.manifest import load_verified
-
+    """`folder` once its dataset manifest and every file it lists are there at their
+    recorded sizes; OutputMissing after `wait_s` seconds. The sha256 of each file is
+    checked by whoever reads it (jobs.datacache copies and verifies it once a session):
+    hashing the Drive copy here would read the whole dataset from Drive at every job."""
     started = time.monotonic()
     while True:
         try:
-            load_verified(folder)
+            _dataset_present(folder)
             return folder
         except FactoryError as exc:
             left = started + wait_s - time.monotonic()
@@ -93,6 +93,22 @@ def wait_for_dataset(
                     result,
                 ) from exc
         time.sleep(min(poll_s, left))
+
+
+def _dataset_present(folder: Path) -> None:
+    """DataError naming the first file of `folder`'s manifest that is absent or short."""
+    from factory.data.manifest import DatasetManifest
+    from factory.errors import DataError
+
+    manifest = DatasetManifest.load(folder)
+    for name, entry in sorted(manifest.files.items()):
+        path = folder / name
+        if not path.is_file() or path.stat().st_size != entry.bytes:
+            raise DataError(
+                f"dataset {folder}",
+                f"{name} is missing or not complete yet",
+                "let the storage sync it, or rebuild the dataset with `factory data`",
+            )
 
 
 def record_output(result: dict[str, Any], staged: Path) -> None:
