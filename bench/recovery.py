@@ -268,11 +268,16 @@ class _Meter:
                 if entry.get("client_type") == "lua":
                     self.inside["lua"] = self.inside.get("lua", 0) + 1
                     continue
-                if addr not in self.names:
+                command_line = entry["command"]
+                if command_line.upper().startswith("CLIENT SETNAME "):
+                    # a new connection names itself first: exact even for one that
+                    # closes before CLIENT LIST is read (a work horse's, a probe's)
+                    self.names[addr] = command_line.split(" ", 2)[2]
+                elif addr not in self.names:
                     self._refresh()
                 name = self.names.get(addr, "unnamed")
                 self.sent[name] = self.sent.get(name, 0) + 1
-                command = entry["command"].split(" ")[0].upper()
+                command = command_line.split(" ")[0].upper()
                 per = self.by_command.setdefault(name, {})
                 per[command] = per.get(command, 0) + 1
 
@@ -305,7 +310,7 @@ def _phase(tmp: Path, dataset: Path, phase: str, idle: int, busy: int, seconds: 
             procs.append(_worker(server.url, home, f"{phase}-idle{i}"))
             names["idle"].append(f"{WORKER_PREFIX}{phase}-idle{i}")
         time.sleep(15.0)  # start-up is not steady state
-        meter = _Meter(server.client(socket_timeout=None)).run(seconds)
+        meter = _Meter(server.client(socket_timeout=None, client_name="bench-meter")).run(seconds)
         for proc in procs:
             _kill_tree(proc)
     scale = 3600 / seconds
@@ -322,6 +327,10 @@ def _phase(tmp: Path, dataset: Path, phase: str, idle: int, busy: int, seconds: 
         out[f"{kind}_by_command"] = {c: round(v) for c, v in sorted(commands.items())}
         out[f"{kind}_connections_max"] = max(meter.connections.get(n, 0) for n in members)
     out["inside_scripts_per_hour"] = round(meter.inside.get("lua", 0) * scale)
+    # commands from connections of no worker (the submitter's are before the window):
+    # anything here is a worker connection the meter failed to attribute
+    out["unattributed_per_hour"] = round(meter.sent.get("unnamed", 0) * scale)
+    out["unattributed_by_command"] = meter.by_command.get("unnamed", {})
     return out
 
 
