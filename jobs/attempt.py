@@ -20,6 +20,7 @@ import logging
 import os
 import shutil
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from factory.files import copy_tree_guarded
 from factory.layout import STAGED, Layout
 from factory.training.context import Superseded
 from jobs.attempt_env import AttemptEnv, stop_requested
+from jobs.durable import DurabilityCheck, NoCheck, make_check, wait_durable
 from jobs.handoff import record_output
 from jobs.lease import REDIS_OUTAGE_S, Lease, Leases, RedisUnreachable, call_with_retry
 
@@ -41,6 +43,7 @@ class Attempt:
     env: AttemptEnv
     staged_: Path | None = field(default=None, init=False)  # set by staged_dir()
     shared_: Path | None = field(default=None, init=False)  # its copy in the storage
+    durable_: DurabilityCheck | None = field(default=None, init=False)  # built when needed
 
     @classmethod
     def of(cls, job_id: str, worker_name: str, connection, env: AttemptEnv) -> Attempt:
@@ -108,6 +111,39 @@ class Attempt:
         shutil.rmtree(self.shared_, ignore_errors=True)
         copy_tree_guarded(self.staged_, self.shared_, self._guard)
 
+    def confirm_durable(self, paths: list[Path], what: str) -> None:
+        """Before `what` is published: wait, up to storage_visibility_wait_s, until the
+        platform confirms `paths` reached durable storage (jobs.durable; nothing to
+        wait for by default). What it does not confirm is published anyway, and said."""
+        if self.durable_ is None:
+            self.durable_ = make_check(self.env.durability, self.home)
+        if isinstance(self.durable_, NoCheck) or not paths:
+            return
+        began, wait_s = time.monotonic(), self.env.storage_visibility_wait_s
+        missing = wait_durable(paths, self.durable_, wait_s)
+        took, name = time.monotonic() - began, self.durable_.name
+        if missing:
+            log.warning(
+                "job %s attempt %s: %s: %d of %d files not confirmed durable by %s within "
+                "%.0f s (first: %s); published anyway (its consumers wait, then fall back "
+                "or re-run this job)",
+                *self._name(),
+                what,
+                len(missing),
+                len(paths),
+                name,
+                wait_s,
+                missing[0].name,
+            )
+        else:
+            log.info(
+                "job %s attempt %s: %s confirmed durable by %s in %.1f s",
+                *self._name(),
+                what,
+                name,
+                took,
+            )
+
     def final_dir(self) -> Path:
         """Where that output lives once this attempt's result is final."""
         return self.layout.bundle_dir(self.job_id)
@@ -120,6 +156,9 @@ class Attempt:
             record_output(result, self.staged_)  # the consumer checks what it reads
         try:
             self._upload()
+            if self.shared_ is not None:
+                files = sorted(p for p in self.shared_.rglob("*") if p.is_file())
+                self.confirm_durable(files, "output")
         except Superseded as exc:
             log.warning("job %s attempt %s: output not copied (%s)", *self._name(), exc)
             self.discard()

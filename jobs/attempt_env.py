@@ -21,6 +21,7 @@ ENV_PROGRESS = "FACTORY_PROGRESS_FILE"
 ENV_CACHE = "FACTORY_DATA_CACHE"
 ENV_VISIBILITY = "FACTORY_STORAGE_VISIBILITY_WAIT_S"
 ENV_LEASE_FILE = "FACTORY_LEASE_FILE"
+ENV_DURABILITY = "FACTORY_DURABILITY"
 LEASE_MARGIN_S = 1.0  # a lease held locally is trusted until this long before it ends
 # how long a job waits for a file another job handed it (a checkpoint, a fold's or a
 # model's output) to appear in the shared storage and verify: Drive shows another
@@ -39,11 +40,14 @@ class AttemptEnv:
     # the worker writes here, at each renewal, until when the attempt's lease holds
     # (write_lease_deadline): the horse's lease checks before a copy then cost no command
     lease_file: Path | None = None
+    # how a publisher confirms that its copy reached durable storage (jobs.durable)
+    durability: str = "none"
 
     def to_env(self) -> dict[str, str]:
         env = {ENV_HOME: str(self.home), ENV_TTL: str(self.lease_ttl_s)}
         env[ENV_ATTEMPT] = str(self.attempt)
         env[ENV_VISIBILITY] = str(self.storage_visibility_wait_s)
+        env[ENV_DURABILITY] = self.durability
         if self.lease_file is not None:
             env[ENV_LEASE_FILE] = str(self.lease_file)
         if self.progress_file is not None:
@@ -64,6 +68,7 @@ class AttemptEnv:
             data_cache=Path(cache) if cache else None,
             storage_visibility_wait_s=float(environ.get(ENV_VISIBILITY, DEFAULT_VISIBILITY_WAIT_S)),
             lease_file=Path(environ[ENV_LEASE_FILE]) if environ.get(ENV_LEASE_FILE) else None,
+            durability=environ.get(ENV_DURABILITY) or "none",
         )
 
     def lease_held_locally(self) -> bool:

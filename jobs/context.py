@@ -42,6 +42,7 @@ class RedisContext:
         progress_file: Path | None = None,
         on_report=None,
         lease_held_locally=None,
+        confirm_durable=None,
     ) -> None:
         self.connection = connection
         self.leases = leases
@@ -53,6 +54,8 @@ class RedisContext:
         self.progress_file = progress_file
         self._on_report = on_report
         self._lease_held_locally = lease_held_locally or (lambda: False)
+        # (paths, what) -> None: waits until durable storage holds them (jobs.attempt)
+        self._confirm_durable = confirm_durable or (lambda paths, what: None)
         self._wait_s = checkpoint_wait_s
         self.resumed_from: int | None = None
         self.checkpoint_steps: list[int] = []
@@ -93,6 +96,10 @@ class RedisContext:
 
     def save_checkpoint(self, step: int, files: dict[str, bytes], state: dict[str, Any]) -> bool:
         record = self.store.write(self.attempt, step, files, state, guard=self._guard)
+        folder = self.store.job_dir / record.dirname
+        self._confirm_durable(
+            [folder / name for name in sorted(record.files)], f"checkpoint {step}"
+        )
         published = self._call(
             self.leases.publish_checkpoint,
             self.lease,
@@ -100,7 +107,7 @@ class RedisContext:
             step,
             KEEP_CHECKPOINTS,
         )
-        if not published:
+        if published is None:
             log.warning(
                 "job %s attempt %s superseded: checkpoint %s not published",
                 self.job_id,
@@ -112,15 +119,15 @@ class RedisContext:
         self.store.publish(record)
         self.checkpoint_steps.append(step)
         # on Drive a dead attempt's partial copy may show up only now: removed as it does
-        # (one LRANGE: what Redis says is published is kept, whatever this view's manifest)
-        published = {r.dirname for r in self.published_records()} | {record.dirname}
-        self.store.remove_leftovers(self.attempt, published)
+        # (what Redis says is published, the publish's own answer, is kept whatever this
+        # view's manifest says)
+        names = {r.dirname for r in _records(published)} | {record.dirname}
+        self.store.remove_leftovers(self.attempt, names)
         return True
 
     def published_records(self) -> list[CheckpointRecord]:
         raw = self._call(self.connection.lrange, keys.checkpoints(self.job_id), 0, -1)
-        records = [CheckpointRecord.from_dict(json.loads(r)) for r in raw]
-        return records or self.store.records()  # after a Redis wipe: the ledger on disk
+        return _records(raw) or self.store.records()  # after a Redis wipe: the ledger on disk
 
     def latest_checkpoint(self) -> Checkpoint | None:
         """The newest published checkpoint that is really present; what earlier attempts
@@ -142,6 +149,10 @@ class RedisContext:
             keys.state(self.job_id), "resumed_from", "" if checkpoint is None else checkpoint.step
         )
         return checkpoint
+
+
+def _records(raw: list[bytes]) -> list[CheckpointRecord]:
+    return [CheckpointRecord.from_dict(json.loads(r)) for r in raw]
 
 
 def write_progress(path: Path, step: int, total: int, metrics: dict | None) -> None:

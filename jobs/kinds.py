@@ -139,6 +139,7 @@ def _context(run: Run, tracker):
         stop_flag=attempt.stop_requested,
         checkpoint_wait_s=attempt.env.storage_visibility_wait_s,
         lease_held_locally=attempt.env.lease_held_locally,
+        confirm_durable=attempt.confirm_durable,
         progress_file=attempt.env.progress_file,
         on_report=tracker.log,
     )

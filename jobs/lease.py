@@ -62,13 +62,16 @@ _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 """
+# answers the published records after this one (nil: not the holder), so the publisher
+# learns what is published without a second command (a hosted Redis bills each one)
 _PUBLISH = """
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-if redis.call('LINDEX', KEYS[2], 0) == ARGV[2] then return 1 end
-redis.call('LPUSH', KEYS[2], ARGV[2])
-redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[3]) - 1)
-redis.call('HSET', KEYS[3], 'checkpoint_step', ARGV[4], 'checkpoint_at', ARGV[5])
-return 1
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return false end
+if redis.call('LINDEX', KEYS[2], 0) ~= ARGV[2] then
+  redis.call('LPUSH', KEYS[2], ARGV[2])
+  redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[3]) - 1)
+  redis.call('HSET', KEYS[3], 'checkpoint_step', ARGV[4], 'checkpoint_at', ARGV[5])
+end
+return redis.call('LRANGE', KEYS[2], 0, -1)
 """
 _FINALIZE = """
 local final = redis.call('GET', KEYS[2])
@@ -170,9 +173,13 @@ class Leases:
         value = self.connection.get(keys.attempts(job_id))
         return value is not None and int(value) == attempt
 
-    def publish_checkpoint(self, lease: Lease, record_json: str, step: int, keep: int) -> bool:
+    def publish_checkpoint(
+        self, lease: Lease, record_json: str, step: int, keep: int
+    ) -> list[bytes] | None:
+        """Publish a checkpoint record (fenced): the job's published records, newest
+        first, this one included; None when `lease` no longer holds the job."""
         keys_ = [keys.lease(lease.job_id), keys.checkpoints(lease.job_id), keys.state(lease.job_id)]
-        return bool(self._publish(keys=keys_, args=[lease.token, record_json, keep, step, _now()]))
+        return self._publish(keys=keys_, args=[lease.token, record_json, keep, step, _now()])
 
     def finalize(self, lease: Lease, result_json: str, progress: dict | None = None) -> bool:
         """Make `result_json` the job's final result; `progress` is the last reported."""

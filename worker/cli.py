@@ -9,6 +9,7 @@ from pathlib import Path
 
 DEFAULT_PREEMPTION_BUDGET = 20  # jobs.reaper's (not imported here: `factory --help` is fast)
 DEFAULT_VISIBILITY_WAIT_S = 180.0  # jobs.attempt_env's (a test checks they agree)
+DURABILITY_CHECKS = ("none", "drive")  # jobs.durable.CHECKS (likewise)
 URL_OPTION = "--redis-url"
 URL_HELP = (
     "Redis URL (default $REDIS_URL, else the embedded Redis); prefer REDIS_URL: a URL with "
@@ -37,32 +38,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "timed to the soonest lease expiry)",
     )
     _session_options(p)
-    p.add_argument(
-        "--min-free-mb",
-        type=float,
-        default=256.0,
-        help="refuse to start when the storage root has less free space (256)",
-    )
-    p.add_argument(
-        "--data-cache",
-        type=Path,
-        help="local folder datasets are copied to once per session (default: <tmp>/mlf-cache)",
-    )
+    _storage_options(p)
     p.add_argument(
         "--install",
         choices=("auto", "never"),
         default="auto",
         help="a job submitted with other code: 'auto' installs the plan's wheel from "
         "<home>/code/ for it (default), 'never' leaves it queued for another worker",
-    )
-    p.add_argument(
-        "--storage-visibility-wait",
-        type=float,
-        default=DEFAULT_VISIBILITY_WAIT_S,
-        metavar="S",
-        help="seconds a job waits for a file another job wrote (a checkpoint, a fold's or "
-        "a model's output) to appear in the storage and verify, as Drive shows another "
-        "session's writes late (%(default)s); then it falls back (see README)",
     )
     p.add_argument(
         "--reconcile-interval",
@@ -76,6 +58,39 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--max-jobs", type=int, help="quit after this many jobs")
     p.add_argument("--log-level", default="INFO")
     p.set_defaults(handler=run)
+
+
+def _storage_options(p: argparse.ArgumentParser) -> None:
+    """Free space, the local data cache, and how late and how surely the storage syncs."""
+    p.add_argument(
+        "--min-free-mb",
+        type=float,
+        default=256.0,
+        help="refuse to start when the storage root has less free space (256)",
+    )
+    p.add_argument(
+        "--data-cache",
+        type=Path,
+        help="local folder datasets are copied to once per session (default: <tmp>/mlf-cache)",
+    )
+    p.add_argument(
+        "--storage-visibility-wait",
+        type=float,
+        default=DEFAULT_VISIBILITY_WAIT_S,
+        metavar="S",
+        help="seconds a job waits for a file another job wrote (a checkpoint, a fold's or "
+        "a model's output) to appear in the storage and verify, as Drive shows another "
+        "session's writes late (%(default)s); then it falls back (see README)",
+    )
+    p.add_argument(
+        "--durability",
+        choices=DURABILITY_CHECKS,
+        default="none",
+        help="before publishing a checkpoint or an output, wait (up to "
+        "--storage-visibility-wait) until the platform confirms the copy reached durable "
+        "storage: 'drive' asks the Drive API (Colab, after google.colab.auth"
+        ".authenticate_user()) for its MD5; 'none' (default) cannot tell",
+    )
 
 
 def _session_options(p: argparse.ArgumentParser) -> None:
@@ -187,5 +202,6 @@ def run(args: argparse.Namespace) -> int:
         preemption_budget=args.preemption_budget,
         storage_visibility_wait_s=args.storage_visibility_wait,
         reconcile_interval_s=args.reconcile_interval,
+        durability=args.durability,
     )
     return 0

@@ -15,6 +15,7 @@ import redis
 from jobs import keys
 from jobs.attempt_env import DEFAULT_VISIBILITY_WAIT_S
 from jobs.connection import connect
+from jobs.durable import make_check
 from jobs.lease import RedisUnreachable
 from jobs.reaper import DEFAULT_PREEMPTION_BUDGET
 from jobs.settings import redact
@@ -68,6 +69,7 @@ def run_worker(
     preemption_budget: int = DEFAULT_PREEMPTION_BUDGET,
     storage_visibility_wait_s: float = DEFAULT_VISIBILITY_WAIT_S,
     reconcile_interval_s: float = 900.0,
+    durability: str = "none",
 ) -> bool:
     """Work jobs until stopped (or, with burst, until the queues are empty).
 
@@ -80,6 +82,7 @@ def run_worker(
     """
     home_path = Path(home or os.environ.get("FACTORY_HOME") or "factory_home").absolute()
     preflight(home_path, int(min_free_mb * 2**20))
+    make_check(durability, home_path)  # unknown, off Drive or no credentials: fails here
     _setup_logging(log_level, redis_url or os.environ.get("REDIS_URL"))
     name = name or default_name()
     connection = connect(redis_url, home_path, name=f"{CLIENT_NAME_PREFIX}{name}")
@@ -91,6 +94,7 @@ def run_worker(
         preemption_budget=preemption_budget,
         storage_visibility_wait_s=storage_visibility_wait_s,
         reconcile_interval_s=reconcile_interval_s,
+        durability=durability,
         budget=SessionBudget.start(max_session_hours, session_ends_in_s, handback_margin_s),
         **({"data_cache": Path(data_cache).absolute()} if data_cache else {}),
     )

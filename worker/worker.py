@@ -84,6 +84,7 @@ class WorkerSettings:
     refusal_retry_s: float = 300.0  # a job this worker refused is not looked at again before
     # a handed-over file (checkpoint, fold or model output) is waited for this long
     storage_visibility_wait_s: float = DEFAULT_VISIBILITY_WAIT_S
+    durability: str = "none"  # how a copy is confirmed durable (jobs.durable.CHECKS)
 
 
 class LeasedWorker(SessionHandBack, ResilientWorker):
@@ -132,6 +133,7 @@ class LeasedWorker(SessionHandBack, ResilientWorker):
             data_cache=settings.data_cache,
             storage_visibility_wait_s=settings.storage_visibility_wait_s,
             lease_file=self._lease_file,
+            durability=settings.durability,
         )
         os.environ.update(self._attempt_env.to_env())  # the horse inherits it
 

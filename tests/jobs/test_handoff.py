@@ -84,11 +84,15 @@ def test_a_result_from_before_checksums_needs_its_output_present_only(tmp_path):
 
 def test_the_worker_cli_default_is_the_attempts_default():
     from jobs.attempt_env import DEFAULT_VISIBILITY_WAIT_S, AttemptEnv
+    from jobs.durable import CHECKS
     from worker import cli
 
     assert cli.DEFAULT_VISIBILITY_WAIT_S == DEFAULT_VISIBILITY_WAIT_S
-    env = AttemptEnv(home=Path("/x"), storage_visibility_wait_s=7.5)
+    assert cli.DURABILITY_CHECKS == CHECKS
+    env = AttemptEnv(home=Path("/x"), storage_visibility_wait_s=7.5, durability="drive")
     assert AttemptEnv.from_env(env.to_env()).storage_visibility_wait_s == 7.5
+    assert AttemptEnv.from_env(env.to_env()).durability == "drive"
+    assert AttemptEnv.from_env({"FACTORY_HOME": "/x"}).durability == "none"  # older worker
 
 
 def test_the_lease_deadline_the_worker_writes_is_trusted_until_it_passes(tmp_path):

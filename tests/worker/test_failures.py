@@ -83,6 +83,20 @@ def test_an_unwritable_home_is_refused_before_any_job_is_claimed(cluster, tmp_pa
     )
 
 
+def test_durability_drive_off_drive_is_refused_before_any_job_is_claimed(cluster):
+    plan = cluster.submit(params=("profile=tiny",))
+    proc = run_factory(
+        "worker", "--burst", "--durability", "drive", "--redis-url", cluster.url,
+        "--home", str(cluster.home),
+    )  # fmt: skip
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        f"error: --durability drive: the storage root {cluster.home} is not under a Drive "
+        "mount (.../MyDrive); fix: --durability none, or a storage root on Drive"
+    ]
+    assert not cluster.client.exists(f"mlf:attempts:{_train_id(plan)}")
+
+
 def test_a_job_naming_another_callable_is_refused_and_runs_nothing(cluster, tmp_path):
     marker = tmp_path / "pwned"
     queue = Queue("mlf", connection=cluster.client, serializer=JSONSerializer)
