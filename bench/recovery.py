@@ -12,7 +12,7 @@
    EVALSHA counts once, MULTI/EXEC and each command inside count) and the most
    connections one worker held at once.
 
-Defaults are the product's defaults (lease TTL 30 s, renewal every 20 s; RQ's own
+Defaults are the product's defaults (lease TTL 36 s, renewal every 24 s; RQ's own
 maintenance interval for plain RQ). Plain RQ is slow to notice a dead worker
 (~10 minutes per kill), so it runs fewer kills by default (--rq-kills).
 

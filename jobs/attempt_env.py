@@ -32,7 +32,7 @@ DEFAULT_VISIBILITY_WAIT_S = 180.0
 @dataclass(frozen=True)
 class AttemptEnv:
     home: Path
-    lease_ttl_s: float = 30.0
+    lease_ttl_s: float = 36.0  # jobs.lease.DEFAULT_LEASE_TTL_S (the worker always sets it)
     attempt: int = 0
     progress_file: Path | None = None
     data_cache: Path | None = None

@@ -28,6 +28,9 @@ log = logging.getLogger("jobs.lease")
 # the longest Redis outage (a restart, a failover, a network blip) a worker rides out
 # without giving up: 120 s, plus margin
 REDIS_OUTAGE_S = 150.0
+# a worker renews at 2/3 of it (24 s): 150 renewals an hour, within a hosted free tier's
+# bill (issue 11), and a dead worker's job is requeued at most a TTL after its last one
+DEFAULT_LEASE_TTL_S = 36.0
 
 _CLAIM = """
 if redis.call('EXISTS', KEYS[4]) == 1 then return 0 end
@@ -131,7 +134,7 @@ class Lease:
 class Leases:
     """The lease and fencing scripts bound to one Redis connection."""
 
-    def __init__(self, connection: redis.Redis, ttl_s: float = 30.0) -> None:
+    def __init__(self, connection: redis.Redis, ttl_s: float = DEFAULT_LEASE_TTL_S) -> None:
         self.connection = connection
         self.ttl_ms = int(ttl_s * 1000)
         reg = connection.register_script

@@ -10,6 +10,7 @@ from pathlib import Path
 DEFAULT_PREEMPTION_BUDGET = 20  # jobs.reaper's (not imported here: `factory --help` is fast)
 DEFAULT_VISIBILITY_WAIT_S = 180.0  # jobs.attempt_env's (a test checks they agree)
 DURABILITY_CHECKS = ("none", "drive")  # jobs.durable.CHECKS (likewise)
+DEFAULT_LEASE_TTL_S = 36.0  # jobs.lease's (likewise)
 URL_OPTION = "--redis-url"
 URL_HELP = (
     "Redis URL (default $REDIS_URL, else the embedded Redis); prefer REDIS_URL: a URL with "
@@ -30,7 +31,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--name", help="worker name (default host-pid-random)")
     p.add_argument("--burst", action="store_true", help="quit when the queues are empty")
     p.add_argument("--queues", nargs="+", help="queues to work (default: mlf)")
-    p.add_argument("--lease-ttl", type=float, default=30.0, help="lease TTL in seconds (30)")
+    p.add_argument(
+        "--lease-ttl",
+        type=float,
+        default=DEFAULT_LEASE_TTL_S,
+        help="lease TTL in seconds, renewed at 2/3 of it (%(default)s)",
+    )
     p.add_argument(
         "--reaper-interval",
         type=float,

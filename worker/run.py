@@ -16,7 +16,7 @@ from jobs import keys
 from jobs.attempt_env import DEFAULT_VISIBILITY_WAIT_S
 from jobs.connection import connect
 from jobs.durable import make_check
-from jobs.lease import RedisUnreachable
+from jobs.lease import DEFAULT_LEASE_TTL_S, RedisUnreachable
 from jobs.reaper import DEFAULT_PREEMPTION_BUDGET
 from jobs.settings import redact
 from jobs.storage import preflight
@@ -56,7 +56,7 @@ def run_worker(
     name: str | None = None,
     burst: bool = False,
     queues: list[str] | None = None,
-    lease_ttl_s: float = 30.0,
+    lease_ttl_s: float = DEFAULT_LEASE_TTL_S,
     reaper_interval_s: float | None = None,
     max_jobs: int | None = None,
     log_level: str = "INFO",

@@ -30,7 +30,7 @@ from jobs.attempt_env import request_stop as stop_this_training
 from jobs.context import read_progress
 from jobs.control import cancel_dependents, remove_started, requeue_job
 from jobs.entry import ENTRY_POINT, EXIT_HANDBACK, EXIT_SUPERSEDED, EXIT_WAITS
-from jobs.lease import Lease, Leases
+from jobs.lease import DEFAULT_LEASE_TTL_S, Lease, Leases
 from jobs.reaper import DEFAULT_PREEMPTION_BUDGET, QUIET_S, Reaper
 from jobs.reconcile import close_ended_plans, reconcile_if_due
 from jobs.spec import JobSpec, SpecError
@@ -55,7 +55,7 @@ RQ_MAINTENANCE_S = 3600  # RQ's registry cleanup (fleet-wide: one worker per int
 @dataclass(frozen=True)
 class WorkerSettings:
     home: Path
-    lease_ttl_s: float = 30.0
+    lease_ttl_s: float = DEFAULT_LEASE_TTL_S
     # renewals (the bulk of a busy worker's Redis bill) come every 2/3 of the TTL; one that
     # fails is retried every RENEW_RETRY_S until a whole TTL has passed (then: fenced)
     lease_renew_every_s: float | None = None

@@ -134,7 +134,9 @@ class TrainingParams:
 
     profile: str = "default"
     checkpoint_every_s: float = 120.0
-    checkpoint_min_interval_s: float = 30.0  # in [0, checkpoint_every_s]
+    # 60 s: a checkpoint costs a Redis command (issue 11's bill), and at most a minute of
+    # work is redone after a kill
+    checkpoint_min_interval_s: float = 60.0  # in [0, checkpoint_every_s]
     seed: int = 0
     # fitted on the validation rows after the prior shift (factory.models.calibration):
     # auto = temperature for sequence models, sigmoid for the others; none = shift only

@@ -85,10 +85,12 @@ def test_a_result_from_before_checksums_needs_its_output_present_only(tmp_path):
 def test_the_worker_cli_default_is_the_attempts_default():
     from jobs.attempt_env import DEFAULT_VISIBILITY_WAIT_S, AttemptEnv
     from jobs.durable import CHECKS
+    from jobs.lease import DEFAULT_LEASE_TTL_S
     from worker import cli
 
     assert cli.DEFAULT_VISIBILITY_WAIT_S == DEFAULT_VISIBILITY_WAIT_S
     assert cli.DURABILITY_CHECKS == CHECKS
+    assert cli.DEFAULT_LEASE_TTL_S == DEFAULT_LEASE_TTL_S == AttemptEnv(Path("/x")).lease_ttl_s
     env = AttemptEnv(home=Path("/x"), storage_visibility_wait_s=7.5, durability="drive")
     assert AttemptEnv.from_env(env.to_env()).storage_visibility_wait_s == 7.5
     assert AttemptEnv.from_env(env.to_env()).durability == "drive"
