@@ -321,7 +321,7 @@ def test_min_interval_must_not_exceed_the_wall_time_bound():
         params_of("xgboost", checkpoint_min_interval_s="200", checkpoint_every_s="100")
     with pytest.raises(ConfigError, match="checkpoint_min_interval_s"):
         params_of("lstm", checkpoint_min_interval_s="-1")
-    assert get_model("catboost").params_from("default").checkpoint_min_interval_s == 30.0
+    assert get_model("catboost").params_from("default").checkpoint_min_interval_s == 60.0
 
 
 def test_xgboost_with_sampling_resumed_is_not_bit_exact(data, tmp_path):
