@@ -39,10 +39,11 @@ sys.path.insert(0, str(ROOT))
 
 from tests.redis_server import RedisServer  # noqa: E402  (a real redis-server on a free port)
 
-# default profile (checkpoint every 100 rounds / 2 minutes), long enough to stay busy
+# default profile (checkpoint every 100 rounds, at most once a minute, at least every two),
+# long enough to stay busy through the measurement (each phase checks it did)
 DEFAULT_XGB = [
-    "n_estimators=20000",
-    "early_stopping_rounds=20000",
+    "n_estimators=1000000",
+    "early_stopping_rounds=1000000",
     "subsample=1",
     "colsample_bytree=1",
 ]
@@ -298,9 +299,9 @@ def _phase(tmp: Path, dataset: Path, phase: str, idle: int, busy: int, seconds: 
     with RedisServer(tmp / f"redis-{phase}") as server:
         home = tmp / f"home-{phase}"
         home.mkdir()
-        procs, names = [], {"busy": [], "idle": []}
+        procs, names, jobs = [], {"busy": [], "idle": []}, []
         for i in range(busy):  # the product's default checkpoint cadence, not the kill test's
-            _submit(server.url, home, dataset, 900 + i, DEFAULT_XGB)
+            jobs.append(_submit(server.url, home, dataset, 900 + i, DEFAULT_XGB))
             procs.append(_worker(server.url, home, f"{phase}-busy{i}"))
             names["busy"].append(f"{WORKER_PREFIX}{phase}-busy{i}")
         if busy:
@@ -311,6 +312,9 @@ def _phase(tmp: Path, dataset: Path, phase: str, idle: int, busy: int, seconds: 
             names["idle"].append(f"{WORKER_PREFIX}{phase}-idle{i}")
         time.sleep(15.0)  # start-up is not steady state
         meter = _Meter(server.client(socket_timeout=None, client_name="bench-meter")).run(seconds)
+        statuses = [_state(server.client(), job).get("status") for job in jobs]
+        if any(status != "started" for status in statuses):  # a busy figure must be busy
+            raise RuntimeError(f"phase {phase}: a busy job left training early: {statuses}")
         for proc in procs:
             _kill_tree(proc)
     scale = 3600 / seconds
