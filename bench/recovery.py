@@ -322,14 +322,20 @@ def _phase(tmp: Path, dataset: Path, phase: str, idle: int, busy: int, seconds: 
     for kind, members in names.items():
         if not members:
             continue
-        sent = [meter.sent.get(n, 0) * scale for n in members]
+        # RQ renames the connection it registers the worker on to the bare worker name
+        # (CLIENT SETNAME): both names are that worker's
+        both = [(n, n[len(WORKER_PREFIX) :]) for n in members]
+        sent = [sum(meter.sent.get(a, 0) for a in pair) * scale for pair in both]
         out[kind] = round(statistics.mean(sent))
         commands: dict[str, float] = {}
-        for n in members:
-            for c, k in meter.by_command.get(n, {}).items():
-                commands[c] = commands.get(c, 0) + k * scale / len(members)
+        for pair in both:
+            for alias in pair:
+                for c, k in meter.by_command.get(alias, {}).items():
+                    commands[c] = commands.get(c, 0) + k * scale / len(members)
         out[f"{kind}_by_command"] = {c: round(v) for c, v in sorted(commands.items())}
-        out[f"{kind}_connections_max"] = max(meter.connections.get(n, 0) for n in members)
+        out[f"{kind}_connections_max"] = max(
+            sum(meter.connections.get(a, 0) for a in pair) for pair in both
+        )
     out["inside_scripts_per_hour"] = round(meter.inside.get("lua", 0) * scale)
     # commands from connections of no worker (the submitter's are before the window):
     # anything here is a worker connection the meter failed to attribute
