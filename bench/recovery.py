@@ -291,6 +291,7 @@ class _Meter:
 
 
 WORKER_PREFIX = "mlf-worker:"  # worker.run.CLIENT_NAME_PREFIX
+WARMUP_S = 90.0  # a busy phase is measured from then on (past its first checkpoint)
 
 
 def _phase(tmp: Path, dataset: Path, phase: str, idle: int, busy: int, seconds: float) -> dict:
@@ -310,7 +311,9 @@ def _phase(tmp: Path, dataset: Path, phase: str, idle: int, busy: int, seconds: 
         for i in range(idle):
             procs.append(_worker(server.url, home, f"{phase}-idle{i}"))
             names["idle"].append(f"{WORKER_PREFIX}{phase}-idle{i}")
-        time.sleep(15.0)  # start-up is not steady state
+        # start-up is not steady state: the first checkpoint, and each script's first call
+        # (EVALSHA, NOSCRIPT, SCRIPT LOAD, EVALSHA once per Redis server), come before
+        time.sleep(WARMUP_S if busy else 15.0)
         meter = _Meter(server.client(socket_timeout=None, client_name="bench-meter")).run(seconds)
         statuses = [_state(server.client(), job).get("status") for job in jobs]
         if any(status != "started" for status in statuses):  # a busy figure must be busy
@@ -344,15 +347,13 @@ def _phase(tmp: Path, dataset: Path, phase: str, idle: int, busy: int, seconds: 
     return out
 
 
-def commands_per_hour(tmp: Path, dataset: Path, measure_s: float) -> dict:
+PHASES = {"busy": (0, 1), "idle": (1, 0), "idle5": (5, 0), "beside_busy": (1, 1)}
+
+
+def commands_per_hour(tmp: Path, dataset: Path, measure_s: float, phases=PHASES) -> dict:
     """Commands per worker-hour: a busy worker alone, an idle one alone, five idle ones
     (an idle fleet shares one reaper pass), and an idle one beside a busy one."""
-    return {
-        "busy": _phase(tmp, dataset, "busy", 0, 1, measure_s),
-        "idle": _phase(tmp, dataset, "idle", 1, 0, measure_s),
-        "idle5": _phase(tmp, dataset, "idle5", 5, 0, measure_s),
-        "beside_busy": _phase(tmp, dataset, "beside", 1, 1, measure_s),
-    }
+    return {name: _phase(tmp, dataset, name, *PHASES[name], measure_s) for name in phases}
 
 
 def _pct(values: list[float], q: float) -> float | None:
@@ -369,6 +370,9 @@ def main() -> int:
     parser.add_argument("--rq-timeout-s", type=float, default=1500)
     parser.add_argument("--measure-s", type=float, default=120)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument(
+        "--phases", default=",".join(PHASES), help=f"command phases to run ({','.join(PHASES)})"
+    )
     parser.add_argument(
         "--only-commands", action="store_true", help="measure only Redis commands per worker-hour"
     )
@@ -393,7 +397,13 @@ def main() -> int:
             with RedisServer(tmp / f"redis-rq-{i}") as server:
                 plain.append(rq_one_kill(server, tmp, i, args.rq_timeout_s))
             print(f"plain RQ kill {i + 1}: {plain[-1]}", file=sys.stderr, flush=True)
-        commands = {} if args.no_commands else commands_per_hour(tmp, dataset, args.measure_s)
+        phases = [p for p in args.phases.split(",") if p]
+        unknown = sorted(set(phases) - set(PHASES))
+        if unknown:
+            parser.error(f"unknown phases {unknown}; known: {', '.join(PHASES)}")
+        commands = (
+            {} if args.no_commands else commands_per_hour(tmp, dataset, args.measure_s, phases)
+        )
     report = _report(ours, plain, commands, args)
     print(json.dumps(report, indent=2) if args.json else _table(report))
     return 0
@@ -450,6 +460,8 @@ def _table(r: dict) -> str:
         )
     if not c:
         return "\n".join(lines)
+    if set(c) != set(PHASES):  # --phases: a subset, as measured
+        return "\n".join([*lines, json.dumps(c, indent=1)])
     busy, idle, idle5, beside = c["busy"], c["idle"], c["idle5"], c["beside_busy"]
     conns = max(
         busy["busy_connections_max"],
