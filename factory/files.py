@@ -19,7 +19,12 @@ _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 def file_sha256(path: Path) -> str:
     """sha256 of a file, read in 4 MiB chunks."""
-    digest = hashlib.sha256()
+    return file_digest(path, "sha256")
+
+
+def file_digest(path: Path, algorithm: str) -> str:
+    """The hex digest of a file by `algorithm` (a hashlib name), read in 4 MiB chunks."""
+    digest = hashlib.new(algorithm, usedforsecurity=False)
     with open(path, "rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 22), b""):
             digest.update(chunk)

@@ -21,7 +21,6 @@ protocol still holds, the check only makes a lost file rarer. A checker that fai
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 from collections.abc import Iterable
@@ -29,6 +28,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from factory.errors import ConfigError
+from factory.files import file_digest
 
 log = logging.getLogger("jobs.durable")
 CHECKS = ("none", "drive")
@@ -138,11 +138,8 @@ def make_check(name: str, home: Path) -> DurabilityCheck:
 
 
 def file_md5(path: Path) -> str:
-    digest = hashlib.md5(usedforsecurity=False)
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 22), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    """What Drive's `md5Checksum` of the same bytes reads."""
+    return file_digest(path, "md5")
 
 
 def wait_durable(

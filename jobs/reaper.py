@@ -83,20 +83,14 @@ return mark(KEYS[1], out, scan(out, 2, ARGV[1]), ARGV[2], ARGV[3], ARGV[4])
 """
 )
 # a busy worker's lease renewal doubles as a forced pass: {-1} when the renewal failed,
-# else what a pass answers (a mark of one TTL when it saw no dead lease); KEYS: lease,
-# state, mark, then the registries
+# else what a pass answers; KEYS: lease, state, mark, then the registries
 _RENEW_AND_SCAN = (
     RENEW_FN
     + _SCAN_FN
     + """
 if renew(KEYS[1], KEYS[2], unpack(ARGV, 1, 6)) == 0 then return {-1} end
 local out = {-1}
-local started = scan(out, 4, ARGV[7])
--- every live holder's renewal scans like this one: the next pass is due when this
--- holder's own lease could lapse (a TTL), not at the soonest lease's expiry, which would
--- wake the idle workers at every renewal of a busy fleet
-if #out == 1 then out[1] = tonumber(ARGV[2]) end
-return mark(KEYS[3], out, started, ARGV[8], ARGV[2], ARGV[9])
+return mark(KEYS[3], out, scan(out, 4, ARGV[7]), ARGV[8], ARGV[2], ARGV[9])
 """
 )
 

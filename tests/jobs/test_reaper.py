@@ -76,9 +76,7 @@ def test_a_renewal_scans_for_the_reaper(client):
     victim_id, _ = _started(client, ttl_s=3.0)
     assert reaper.renew_and_scan(mine, {"step": 4, "total": 10})
     assert client.hget("mlf:state:my-job", "step") == b"4"
-    # a TTL: the victim's holder renews (and scans) itself, or this renewal finds it dead
-    assert 29.0 < reaper.next_pass_in_s() <= 30.0
-    assert 29_000 < client.pttl(keys.REAPER_MARK) <= 30_000
+    assert 2.0 < reaper.next_pass_in_s() <= 3.25  # the victim's lease, not mine
     assert not reaper.wake.is_set()
     time.sleep(3.1)
     assert reaper.renew_and_scan(mine)
